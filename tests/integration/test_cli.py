@@ -1,0 +1,366 @@
+"""mkfs / mount / fsck command lines, good and bad input (issue 2, items 2, 3, 7, 11)."""
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+import rfs
+from rfs import RESERVEFS, run
+
+
+def store_digest(store):
+    """Content of meta.db plus the set of paths under data/: 'nothing damaged'."""
+    h = hashlib.sha256()
+    with open(os.path.join(store, 'meta.db'), 'rb') as f:
+        h.update(f.read())
+    for dp, dns, fns in sorted(os.walk(os.path.join(store, 'data'))):
+        for n in sorted(fns + dns):
+            h.update(os.path.join(dp, n).encode())
+    return h.hexdigest()
+
+
+def one_line_error(p):
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode != 0, 'expected failure, got exit 0: %r' % (p.stdout + p.stderr)
+    assert len(lines) == 1, 'expected one-line error on stderr, got %d lines:\n%s' % (
+        len(lines), p.stderr)
+    return lines[0]
+
+
+def try_mount_expect_failure(store, mnt, opts=None, timeout=15):
+    """Run the daemon in the foreground; it must exit non-zero on its own
+    without mounting.  If it mounts anyway, tear it down and fail."""
+    args = [RESERVEFS, store, mnt, '-f']
+    if opts:
+        args += ['-o', opts]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if rfs.is_mounted(mnt):
+            run(['fusermount3', '-u', mnt])
+        try:
+            out, err = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        pytest.fail('reservefs %s did not fail (it stayed up / mounted)' % ' '.join(args[1:]))
+    mounted = rfs.is_mounted(mnt)
+    if mounted:
+        run(['fusermount3', '-u', mnt])
+    assert not mounted, 'mount appeared although the daemon failed'
+    return subprocess.CompletedProcess(args, p.returncode, out, err)
+
+
+# ---- mkfs ------------------------------------------------------------------
+
+def test_mkfs_creates_store(workdir):
+    store = os.path.join(workdir, 'st')
+    p = run([RESERVEFS, 'mkfs', store, '-o', 'size=1M,nr_inodes=100,reserve=write'], check=True)
+    assert os.path.isfile(os.path.join(store, 'meta.db'))
+    assert os.path.isdir(os.path.join(store, 'data'))
+    con = sqlite3.connect('file:%s?mode=ro' % os.path.join(store, 'meta.db'), uri=True)
+    assert con.execute('pragma journal_mode').fetchone()[0].lower() == 'wal'
+    con.close()
+    assert rfs.fsck(store).returncode == 0
+
+
+def test_mkfs_into_empty_existing_dir(workdir):
+    store = os.path.join(workdir, 'st')
+    os.mkdir(store)
+    run([RESERVEFS, 'mkfs', store, '-o', 'size=1M'], check=True)
+    assert os.path.isfile(os.path.join(store, 'meta.db'))
+
+
+def test_mkfs_refuses_nonempty_dir(workdir):
+    store = os.path.join(workdir, 'st')
+    os.mkdir(store)
+    with open(os.path.join(store, 'precious'), 'w') as f:
+        f.write('keep me')
+    p = run([RESERVEFS, 'mkfs', store, '-o', 'size=1M'])
+    one_line_error(p)
+    assert sorted(os.listdir(store)) == ['precious']
+    assert open(os.path.join(store, 'precious')).read() == 'keep me'
+
+
+def test_mkfs_refuses_existing_store_without_force(fsf):
+    m = fsf.new(size='1M', do_mount=False)
+    m.mount()
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * 5000)
+    m.umount()
+    before = store_digest(m.store)
+    p = run([RESERVEFS, 'mkfs', m.store, '-o', 'size=2M'])
+    one_line_error(p)
+    assert store_digest(m.store) == before
+    m.mount()
+    assert open(m.path('f'), 'rb').read() == b'x' * 5000
+    m.umount()
+    run([RESERVEFS, 'mkfs', m.store, '-o', 'size=2M', '--force'], check=True)
+    m.mount()
+    assert os.listdir(m.mnt) == []
+    assert m.statvfs().f_blocks == 512
+
+
+@pytest.mark.parametrize('opts', ['size=12x', 'size=', 'size=-1', 'nr_inodes=abc',
+                                  'reserve=sometimes', 'bogus=1', 'size=1M,,frob'])
+def test_mkfs_bad_options(workdir, opts):
+    store = os.path.join(workdir, 'st')
+    p = run([RESERVEFS, 'mkfs', store, '-o', opts])
+    one_line_error(p)
+    assert not os.path.exists(os.path.join(store, 'meta.db'))
+
+
+def test_mkfs_size_suffixes(workdir):
+    for spec, pages in (('4096', 1), ('64k', 16), ('2m', 512), ('1G', 262144)):
+        store = os.path.join(workdir, 'st' + spec)
+        run([RESERVEFS, 'mkfs', store, '-o', 'size=' + spec], check=True)
+    # mount one to see it took effect
+    m = rfs.Mount(workdir, name='chk')
+    m.store = os.path.join(workdir, 'st64k')
+    try:
+        m.mount()
+        assert m.statvfs().f_blocks == 16
+        m.umount()
+    finally:
+        m.force_cleanup()
+
+
+# ---- mount -----------------------------------------------------------------
+
+def test_mount_background_default(fsf):
+    m = fsf.new(size='1M', do_mount=False)
+    p = run([RESERVEFS, m.store, m.mnt, '-o', 'size=1M'], timeout=30)
+    try:
+        assert p.returncode == 0, p.stderr
+        assert rfs.is_mounted(m.mnt)
+        with open(m.path('hello'), 'w') as f:
+            f.write('world')
+        assert open(m.path('hello')).read() == 'world'
+    finally:
+        if rfs.is_mounted(m.mnt):
+            run(['fusermount3', '-u', m.mnt], timeout=30)
+    assert not rfs.is_mounted(m.mnt)
+    m.mount()
+    assert open(m.path('hello')).read() == 'world'
+
+
+def test_mount_helper_and_fstab_style(fsf):
+    if not os.path.exists('/sbin/mount.fuse3') and not os.path.exists('/usr/sbin/mount.fuse3'):
+        pytest.skip('mount.fuse3 not installed')
+    m = fsf.new(size='1M', do_mount=False)
+    env = dict(os.environ, PATH=os.path.dirname(RESERVEFS) + ':' + os.environ['PATH'])
+    p = run(['mount', '-t', 'fuse.reservefs', m.store, m.mnt, '-o', 'size=2M,default_permissions'],
+            timeout=30, env=env)
+    try:
+        assert p.returncode == 0, p.stderr
+        assert rfs.wait_mounted(m.mnt, 10)
+        e = rfs.mountinfo_entry(m.mnt)
+        assert e['fstype'] == 'fuse.reservefs', e
+        assert os.statvfs(m.mnt).f_blocks == 512
+    finally:
+        if rfs.is_mounted(m.mnt):
+            run(['fusermount3', '-u', m.mnt], timeout=30)
+
+
+def test_mount_readonly_option(fsf):
+    m = fsf.new(size='1M')
+    with open(m.path('f'), 'w') as f:
+        f.write('data')
+    m.remount('ro')
+    assert open(m.path('f')).read() == 'data'
+    with pytest.raises(OSError) as e:
+        open(m.path('g'), 'w')
+    assert e.value.errno == 30  # EROFS
+
+
+def test_mount_size_override_at_mount(fsf):
+    m = fsf.new(size='1M', mount_opts='size=2M')
+    assert m.statvfs().f_blocks == 512
+
+
+@pytest.mark.parametrize('opts', ['bogus', 'size=12x', 'reserve=maybe', 'nr_inodes=-5',
+                                  'dirty_limit=lots', 'dirty_expire=soon', 'mmap_dirty_max=1q'])
+def test_mount_bad_options(fsf, opts):
+    m = fsf.new(size='1M', do_mount=False)
+    before = store_digest(m.store)
+    p = try_mount_expect_failure(m.store, m.mnt, opts)
+    one_line_error(p)
+    assert store_digest(m.store) == before
+    m.mount()
+
+
+def test_mount_missing_store(workdir):
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    p = try_mount_expect_failure(os.path.join(workdir, 'nope'), mnt)
+    one_line_error(p)
+    assert not os.path.exists(os.path.join(workdir, 'nope'))
+
+
+def test_mount_not_a_store(workdir):
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    d = os.path.join(workdir, 'plain')
+    os.mkdir(d)
+    with open(os.path.join(d, 'x'), 'w') as f:
+        f.write('x')
+    p = try_mount_expect_failure(d, mnt)
+    one_line_error(p)
+    assert os.listdir(d) == ['x']
+
+
+def test_mount_missing_mountpoint(fsf):
+    m = fsf.new(size='1M', do_mount=False)
+    p = try_mount_expect_failure(m.store, os.path.join(m.work, 'no-such-dir'))
+    assert p.returncode != 0
+
+
+def find_version_cells(con):
+    """(table, set-clause, where-clause, params) for the format version,
+    whatever the schema calls it."""
+    hits = []
+    for (t,) in con.execute("select name from sqlite_master where type='table'"):
+        cols = [r[1] for r in con.execute('pragma table_info("%s")' % t)]
+        for c in cols:
+            if 'version' in c.lower():
+                hits.append((t, c, None))
+        keycols = [c for c in cols if c.lower() in ('key', 'name', 'k')]
+        valcols = [c for c in cols if c.lower() in ('value', 'val', 'v')]
+        if keycols and valcols:
+            for (k,) in con.execute('select "%s" from "%s"' % (keycols[0], t)):
+                if isinstance(k, str) and 'version' in k.lower():
+                    hits.append((t, valcols[0], (keycols[0], k)))
+    return hits
+
+
+def test_wrong_format_version(fsf):
+    m = fsf.new(size='1M', do_mount=False)
+    db = os.path.join(m.store, 'meta.db')
+    con = sqlite3.connect(db)
+    hits = find_version_cells(con)
+    uv = con.execute('pragma user_version').fetchone()[0]
+    assert hits or uv, 'cannot find the format version in meta.db schema'
+    for t, c, key in hits:
+        if key:
+            con.execute('update "%s" set "%s"=? where "%s"=?' % (t, c, key[0]), (9999, key[1]))
+        else:
+            con.execute('update "%s" set "%s"=9999' % (t, c))
+    if uv and not hits:
+        con.execute('pragma user_version=9999')
+    con.commit()
+    con.execute('pragma wal_checkpoint(TRUNCATE)')
+    con.close()
+    before = store_digest(m.store)
+    p = try_mount_expect_failure(m.store, m.mnt)
+    line = one_line_error(p)
+    assert 'version' in line.lower() or 'format' in line.lower(), line
+    assert store_digest(m.store) == before
+    assert rfs.fsck(m.store).returncode != 0
+    assert store_digest(m.store) == before
+
+
+def test_truncated_metadb(fsf):
+    m = fsf.new(size='1M')
+    with open(m.path('f'), 'w') as f:
+        f.write('x')
+    m.umount()
+    db = os.path.join(m.store, 'meta.db')
+    with open(db, 'r+b') as f:
+        f.truncate(1000)
+    for ext in ('-wal', '-shm'):
+        if os.path.exists(db + ext):
+            os.unlink(db + ext)
+    before = store_digest(m.store)
+    p = try_mount_expect_failure(m.store, m.mnt)
+    one_line_error(p)
+    assert store_digest(m.store) == before
+    assert rfs.fsck(m.store).returncode != 0
+
+
+def test_corrupt_metadb(fsf):
+    m = fsf.new(size='1M')
+    for i in range(50):
+        with open(m.path('f%d' % i), 'w') as f:
+            f.write('x' * i)
+    m.umount()
+    db = os.path.join(m.store, 'meta.db')
+    for ext in ('-wal', '-shm'):
+        assert not os.path.exists(db + ext) or os.path.getsize(db + ext) == 0 or ext == '-shm'
+    size = os.path.getsize(db)
+    with open(db, 'r+b') as f:
+        f.seek(0)
+        f.write(b'This is not an SQLite file at all, sorry!!')
+        f.seek(size // 2)
+        f.write(os.urandom(min(4096, size // 2)))
+    before = store_digest(m.store)
+    p = try_mount_expect_failure(m.store, m.mnt)
+    one_line_error(p)
+    assert store_digest(m.store) == before
+    assert rfs.fsck(m.store).returncode != 0
+
+
+def test_readonly_store_dir(fsf):
+    m = fsf.new(size='1M')
+    with open(m.path('f'), 'w') as f:
+        f.write('keep')
+    m.umount()
+    ro = os.path.join(m.work, 'ro-store')
+    os.mkdir(ro)
+    run(['mount', '--bind', m.store, ro], check=True)
+    try:
+        run(['mount', '-o', 'remount,bind,ro', ro], check=True)
+        before = store_digest(ro)
+        p = try_mount_expect_failure(ro, m.mnt)
+        one_line_error(p)
+        assert store_digest(ro) == before
+    finally:
+        run(['umount', ro])
+    m.mount()
+    assert open(m.path('f')).read() == 'keep'
+
+
+def test_unknown_subcommand_and_usage(workdir):
+    p = run([RESERVEFS])
+    assert p.returncode != 0
+    p = run([RESERVEFS, 'frobnicate'])
+    assert p.returncode != 0
+    p = run([RESERVEFS, '--help'])
+    assert p.returncode == 0 and 'size' in (p.stdout + p.stderr)
+
+
+# ---- fsck --------------------------------------------------------------------
+
+def backing_files(store):
+    out = []
+    for dp, dns, fns in os.walk(os.path.join(store, 'data')):
+        for n in fns:
+            out.append(os.path.join(dp, n))
+    return out
+
+
+def test_fsck_clean_and_detects_problems(fsf):
+    m = fsf.new(size='4M')
+    for i in range(5):
+        with open(m.path('f%d' % i), 'wb') as f:
+            f.write(rfs.pattern(i, 0, 10000 + i))
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+    files = backing_files(m.store)
+    assert len(files) >= 5, files
+    os.unlink(files[0])
+    with open(os.path.join(m.store, 'data', 'stray-extra-file'), 'w') as f:
+        f.write('junk')
+    p = m.fsck()
+    assert p.returncode != 0, 'fsck missed a missing and an extra backing file'
+    p = m.fsck(repair=True)
+    p = m.fsck()
+    assert p.returncode == 0, 'fsck --repair did not fix: ' + p.stdout + p.stderr
+    m.mount()
+    os.listdir(m.mnt)

@@ -1,0 +1,174 @@
+"""Persistence across unmount/remount, a real tree round trip, fsck clean
+(issue 2, items 4-7 and "Done when")."""
+
+import hashlib
+import os
+import socket
+import stat
+
+import pytest
+
+import rfs
+
+OLD = 1_111_111_111 * 10**9 + 987654321
+
+
+def snapshot_stats(root):
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        for n in dns + fns + (['.'] if dp == root else []):
+            p = os.path.normpath(os.path.join(dp, n))
+            st = os.lstat(p)
+            try:
+                xa = {k: os.getxattr(p, k, follow_symlinks=False)
+                      for k in os.listxattr(p, follow_symlinks=False)
+                      if not k.startswith('user.reservefs.')}
+            except OSError:
+                xa = {}
+            out[os.path.relpath(p, root)] = dict(
+                ino=st.st_ino, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
+                nlink=st.st_nlink, size=st.st_size, rdev=st.st_rdev,
+                atime=st.st_atime_ns, mtime=st.st_mtime_ns, ctime=st.st_ctime_ns,
+                xattrs=xa, link=os.readlink(p) if stat.S_ISLNK(st.st_mode) else None)
+    return out
+
+
+def snapshot_contents(root):
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        for n in fns:
+            p = os.path.join(dp, n)
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                with open(p, 'rb') as f:
+                    out[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def build_tree(m):
+    os.makedirs(m.path('a', 'b', 'c'))
+    for i in range(30):
+        with open(m.path('a', 'f%d' % i), 'wb') as f:
+            f.write(rfs.pattern(i, 0, i * 1000 + i))
+    with open(m.path('a', 'b', 'c', 'big'), 'wb') as f:
+        f.write(rfs.pattern(99, 0, 3 << 20))
+    with open(m.path('sparse'), 'wb') as f:
+        f.seek(1 << 20)
+        f.write(b'end')
+    os.link(m.path('a', 'f3'), m.path('a', 'b', 'hard'))
+    os.link(m.path('a', 'f3'), m.path('hard2'))
+    os.symlink('a/b/c/big', m.path('sym'))
+    os.symlink('/absolute/dangling', m.path('a', 'dangle'))
+    os.mkfifo(m.path('fifo'))
+    os.mknod(m.path('chr'), stat.S_IFCHR | 0o644, os.makedev(5, 1))
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(m.path('sock'))
+    s.close()
+    os.chmod(m.path('a', 'f1'), 0o4711)
+    os.chmod(m.path('a', 'b'), 0o2750)
+    os.chmod(m.path('a', 'f2'), 0o000)
+    os.chown(m.path('a', 'f4'), 1000, 2000)
+    os.lchown(m.path('sym'), 3000, 4000)
+    os.setxattr(m.path('a', 'f5'), 'user.one', b'1')
+    os.setxattr(m.path('a', 'f5'), 'trusted.two', b'\x00\x02' * 100)
+    os.setxattr(m.path('a', 'b'), 'user.dir', b'd')
+    os.setxattr(m.path('a', 'f6'), 'security.three', b'3')
+    os.utime(m.path('a', 'f7'), ns=(OLD, OLD + 1))
+    os.utime(m.path('sym'), ns=(OLD + 2, OLD + 3), follow_symlinks=False)
+    os.utime(m.path('a', 'b', 'c'), ns=(OLD + 4, OLD + 5))
+    os.rename(m.path('a', 'f8'), m.path('a', 'b', 'moved'))
+    os.unlink(m.path('a', 'f9'))
+    os.truncate(m.path('a', 'f10'), 5)
+    os.truncate(m.path('a', 'f11'), 100000)
+
+
+@pytest.mark.timeout(180)
+def test_persistence_everything(fsf, mode):
+    m = fsf.new(size='64M', reserve=mode)
+    build_tree(m)
+    contents = snapshot_contents(m.mnt)
+    stats = snapshot_stats(m.mnt)      # after the reads: atimes included
+    used = m.used_pages()
+    free_inodes = m.statvfs().f_ffree
+    m.remount()
+    stats2 = snapshot_stats(m.mnt)
+    assert set(stats2) == set(stats)
+    for k in stats:
+        assert stats2[k] == stats[k], 'attribute change across remount for %s' % k
+    assert snapshot_contents(m.mnt) == contents
+    assert m.used_pages() == used
+    assert m.statvfs().f_ffree == free_inodes
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, 'fsck after remount: ' + p.stdout + p.stderr
+    m.mount()
+    # second remount with a different option set keeps everything as well
+    assert snapshot_contents(m.mnt) == contents
+
+
+def test_inode_numbers_and_generation_stable(fsf):
+    m = fsf.new(size='4M')
+    inos = {}
+    for i in range(20):
+        with open(m.path('f%d' % i), 'w') as f:
+            f.write('x')
+        inos['f%d' % i] = os.stat(m.path('f%d' % i)).st_ino
+    assert len(set(inos.values())) == 20
+    for i in range(0, 20, 2):
+        os.unlink(m.path('f%d' % i))
+    m.remount()
+    for i in range(1, 20, 2):
+        assert os.stat(m.path('f%d' % i)).st_ino == inos['f%d' % i]
+    # new files never collide with surviving ones
+    for i in range(20, 40):
+        with open(m.path('f%d' % i), 'w') as f:
+            f.write('y')
+    alln = [os.stat(m.path(n)).st_ino for n in os.listdir(m.mnt)]
+    assert len(set(alln)) == len(alln)
+
+
+@pytest.mark.timeout(240)
+def test_cp_a_glib_headers_round_trip(fsf):
+    src = '/usr/include/glib-2.0'
+    if not os.path.isdir(src):
+        pytest.skip('libglib2.0-dev headers not installed')
+    m = fsf.new(size='64M')
+    rfs.run(['cp', '-a', src, m.path('glib')], check=True, timeout=120)
+    r = rfs.run(['diff', '-r', '--no-dereference', src, m.path('glib')], timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+    fmt = '%P %m %U %G %s %T@ %l\n'
+    before = rfs.run(['find', src, '-printf', fmt], check=True).stdout
+    inside = rfs.run(['find', m.path('glib'), '-printf', fmt], check=True).stdout
+    assert sorted(before.splitlines()) == sorted(inside.splitlines())
+    m.remount()
+    r = rfs.run(['diff', '-r', '--no-dereference', src, m.path('glib')], timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+    inside = rfs.run(['find', m.path('glib'), '-printf', fmt], check=True).stdout
+    assert sorted(before.splitlines()) == sorted(inside.splitlines())
+    # a tar stream round trip as well
+    os.mkdir(m.path('t'))
+    rfs.run(['sh', '-c', 'tar -C %s -cf - . | tar -C %s -xf -' % (src, m.path('t'))],
+            check=True, timeout=120)
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+    m.mount()
+    r = rfs.run(['diff', '-r', '--no-dereference', src, m.path('t')], timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_fsck_clean_after_workout(fsf, mode):
+    m = fsf.new(size='16M', reserve=mode)
+    build_tree(m)
+    fd = os.open(m.path('open-unlinked'), os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b'z' * 50000)
+    os.unlink(m.path('open-unlinked'))
+    os.close(fd)
+    for i in range(200):
+        p = m.path('churn%d' % (i % 17))
+        with open(p, 'ab') as f:
+            f.write(b'q' * (i * 37))
+        if i % 5 == 0:
+            os.unlink(p)
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
