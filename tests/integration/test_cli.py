@@ -4,7 +4,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
@@ -61,7 +60,7 @@ def try_mount_expect_failure(store, mnt, opts=None, timeout=15):
 
 def test_mkfs_creates_store(workdir):
     store = os.path.join(workdir, 'st')
-    p = run([RESERVEFS, 'mkfs', store, '-o', 'size=1M,nr_inodes=100,reserve=write'], check=True)
+    run([RESERVEFS, 'mkfs', store, '-o', 'size=1M,nr_inodes=100,reserve=write'], check=True)
     assert os.path.isfile(os.path.join(store, 'meta.db'))
     assert os.path.isdir(os.path.join(store, 'data'))
     con = sqlite3.connect('file:%s?mode=ro' % os.path.join(store, 'meta.db'), uri=True)

@@ -5,13 +5,12 @@ import fcntl
 import json
 import os
 import struct
-import time
 
 import pytest
 
 import rfs
 from rfs import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
-                 PAGE, fallocate, pattern)
+                 fallocate, pattern)
 
 MiB = 1 << 20
 

@@ -1,0 +1,347 @@
+"""Dirty limits, writeback, durability, `reservefs stat` (issue 4)."""
+
+import errno
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import rfs
+from rfs import PAGE, pattern
+
+MiB = 1 << 20
+
+
+# ---- reading `reservefs stat --json` without knowing its exact keys -------------
+
+def flatten(obj, prefix=''):
+    """{'a': {'b': 1}, 'l': [{'x': 2}]} -> [('a.b', 1), ('l.0.x', 2)]"""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += flatten(v, '%s.%s' % (prefix, k) if prefix else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += flatten(v, '%s.%d' % (prefix, i) if prefix else str(i))
+    else:
+        out.append((prefix, obj))
+    return out
+
+
+def as_bytes(key, val):
+    k = key.lower()
+    if 'byte' in k:
+        return val
+    if 'page' in k:
+        return val * PAGE
+    if k.endswith('kib') or k.endswith('_kb'):
+        return val * 1024
+    return val * PAGE       # counts default to pages
+
+
+def max_file_dirty(st):
+    """Largest per-file dirty figure, in bytes, over entries that look like files."""
+    best = 0
+    for k, v in flatten(st):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if 'dirty' in k.lower() and 'limit' not in k.lower() and 'max' not in k.lower():
+            best = max(best, as_bytes(k.rsplit('.', 1)[-1], v))
+    return best
+
+
+def enospc_counts(st):
+    """{'write': n, 'truncate': n, ...} from wherever the stat output keeps them."""
+    out = {}
+    for k, v in flatten(st):
+        kl = k.lower()
+        if 'enospc' not in kl or not isinstance(v, int):
+            continue
+        for call in ('write', 'truncate', 'fallocate', 'writeback', 'create'):
+            # 'writeback' contains 'write': match the longer name first
+            if call == 'write' and 'writeback' in kl:
+                continue
+            if re.search(call, kl):
+                out[call] = out.get(call, 0) + v
+    return out
+
+
+def test_stat_output(fsf, mode):
+    m = fsf.new(size='8M', reserve=mode, nr_inodes=50)
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * (10 * PAGE))
+    p = rfs.run([rfs.RESERVEFS, 'stat', m.mnt], timeout=20)
+    assert p.returncode == 0 and p.stdout.strip(), p.stderr
+    st = m.stat_json()
+    flat = dict(flatten(st))
+    text = json.dumps(st).lower()
+    for word in ('capacity', 'used', 'reserved', 'inodes', 'enospc'):
+        assert word in text, 'stat --json lacks %r: %s' % (word, text[:2000])
+    # the capacity figure is there, in bytes or pages
+    nums = {v for v in flat.values() if isinstance(v, int)}
+    assert 8 * MiB in nums or 2048 in nums, flat
+    assert 10 * PAGE in nums or 10 in nums, flat
+    # not a mount point of ours: clear error
+    p = rfs.run([rfs.RESERVEFS, 'stat', m.work], timeout=20)
+    assert p.returncode != 0 and p.stderr.strip()
+
+
+def test_stat_enospc_counts(fsf):
+    m = fsf.new(size='1M', reserve='eof', nr_inodes=4)
+    before = enospc_counts(m.stat_json())
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b'x' * MiB)
+        with pytest.raises(OSError):
+            os.write(fd, b'y' * PAGE)
+        with pytest.raises(OSError):
+            os.ftruncate(fd, 2 * MiB)
+        with pytest.raises(OSError):
+            rfs.fallocate(fd, rfs.FALLOC_FL_KEEP_SIZE, MiB, MiB)
+    finally:
+        os.close(fd)
+    made = 0
+    for i in range(10):
+        try:
+            os.mkdir(m.path('d%d' % i))
+            made += 1
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+            break
+    after = enospc_counts(m.stat_json())
+    for call in ('write', 'truncate', 'fallocate', 'create'):
+        assert after.get(call, 0) >= before.get(call, 0) + 1, \
+            'ENOSPC on %s not counted: %s -> %s' % (call, before, after)
+
+
+@pytest.mark.timeout(300, 600)
+def test_dirty_limit_sequential_write(fsf, long_run):
+    """A big sequential write with dirty_limit=4M: the file never holds more
+    than 4 MiB plus one request dirty, checked through `reservefs stat`."""
+    total = (1 << 30) if long_run or os.environ.get('RESERVEFS_FULL_DIRTY') else 256 * MiB
+    m = fsf.new(size='2G' if total > 256 * MiB else '512M', reserve='eof',
+                mount_opts='dirty_limit=4M')
+    p = m.path('big')
+    w = subprocess.Popen(['dd', 'if=/dev/zero', 'of=' + p, 'bs=1M', 'count=%d' % (total // MiB),
+                          'conv=fsync'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = []
+    t0 = time.monotonic()
+    try:
+        while w.poll() is None:
+            try:
+                samples.append(max_file_dirty(m.stat_json(timeout=10)))
+            except rfs.MountError:
+                pass
+            time.sleep(0.05)
+        out, err = w.communicate(timeout=10)
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+    dt = time.monotonic() - t0
+    assert w.returncode == 0, err
+    print('dirty_limit=4M: %d MiB in %.2fs = %.0f MiB/s, %d stat samples, max dirty %d KiB' %
+          (total // MiB, dt, total / MiB / dt, len(samples), max(samples or [0]) // 1024))
+    assert len(samples) >= 3, 'too few stat samples to judge'
+    one_request = 1 * MiB       # the largest FUSE write request (max_write)
+    assert max(samples) <= 4 * MiB + one_request, 'dirty reached %d bytes' % max(samples)
+    assert any(s > 0 for s in samples) or total < 64 * MiB, \
+        'stat never showed dirty pages: is it reporting them?'
+    assert os.stat(p).st_size == total
+    # after fsync nothing of the file is dirty
+    assert max_file_dirty(m.stat_json()) == 0
+
+
+def test_dirty_expire_background_writeback(fsf):
+    m = fsf.new(size='64M', mount_opts='dirty_limit=64M,dirty_expire=1')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * (2 * MiB))
+        f.flush()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if max_file_dirty(m.stat_json()) == 0:
+                break
+            time.sleep(0.2)
+        assert max_file_dirty(m.stat_json()) == 0, 'pages not written back after dirty_expire'
+
+
+def bdi_dir(m):
+    st = os.stat(m.mnt)
+    return '/sys/class/bdi/%d:%d' % (os.major(st.st_dev), os.minor(st.st_dev))
+
+
+@pytest.mark.timeout(240)
+def test_mmap_64m_msync_within_bdi_limit(fsf):
+    m = fsf.new(size='128M', reserve='eof', mount_opts='mmap_dirty_max=16M')
+    bdi = bdi_dir(m)
+    maxb = os.path.join(bdi, 'max_bytes')
+    if os.path.exists(maxb):
+        v = int(open(maxb).read())
+        assert 0 < v <= 16 * MiB, 'bdi max_bytes is %d, wanted <= 16M' % v
+        sl = os.path.join(bdi, 'strict_limit')
+        if os.path.exists(sl):
+            assert open(sl).read().strip() == '1'
+    else:
+        assert 'max_bytes' in m.log_text() or 'bdi' in m.log_text(), \
+            'kernel has no max_bytes and the daemon did not say so in its log'
+    dbg = '/sys/kernel/debug/bdi/%s/stats' % os.path.basename(bdi)
+    p = m.path('mm')
+    proc = subprocess.Popen([sys.executable, rfs.helper_script('mmap_write.py'), p, '21',
+                             '--size', str(64 * MiB), '--truncate', '--msync-every',
+                             str(4 * MiB)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    peak = 0
+    try:
+        while proc.poll() is None:
+            if os.path.exists(dbg):
+                txt = open(dbg).read()
+                mm = re.search(r'BdiDirty:\s+(\d+)\s*kB', txt)
+                if mm:
+                    peak = max(peak, int(mm.group(1)) * 1024)
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, 'mmap writer exit %d (-7 = SIGBUS): %s %s' % (
+        proc.returncode, out, err)
+    assert peak <= 16 * MiB + 4 * MiB, 'kernel-side dirty peaked at %d' % peak
+    m.remount()
+    with open(p, 'rb') as f:
+        assert f.read() == pattern(21, 0, 64 * MiB)
+
+
+# ---- crash tests -------------------------------------------------------------------
+
+def parse_id(name):
+    mm = re.fullmatch(r'f(\d+)|r(\d+)_\d+', name)
+    assert mm, 'unexpected file %r' % name
+    return int(mm.group(1) or mm.group(2))
+
+
+def verify_after_crash(d, journal, seed):
+    """Check the directory against what the workload's journal acknowledged."""
+    state = {}      # id -> dict(names=set of acceptable names, size=acked, gone_ok)
+    for line in open(journal) if os.path.exists(journal) else []:
+        w = line.split()
+        if not w:
+            continue
+        if w[0] == 'create':
+            state[int(w[1])] = {'names': {w[2]}, 'size': int(w[3]), 'may_be_gone': False}
+        elif w[0] == 'size':
+            state[int(w[1])]['size'] = max(state[int(w[1])]['size'], int(w[2]))
+        elif w[0] == 'rintent':
+            state[int(w[1])]['names'].add(w[2])
+        elif w[0] == 'rdone':
+            state[int(w[1])]['names'] = {w[2]}
+        elif w[0] == 'uintent':
+            state[int(w[1])]['may_be_gone'] = True
+    present = {}
+    for n in os.listdir(d):
+        i = parse_id(n)
+        assert i not in present, 'seed %d: id %d under two names %s %s' % (seed, i, present[i], n)
+        present[i] = n
+        p = os.path.join(d, n)
+        size = os.stat(p).st_size
+        with open(p, 'rb') as f:
+            data = f.read()
+        assert len(data) == size
+        if data != pattern(i, 0, size):
+            bad = next(k for k in range(size) if data[k] != pattern(i, k, 1)[0])
+            pytest.fail('seed %d: %s (size %d) differs from what was written at byte %d%s' %
+                        (seed, n, size, bad, ' (zeros: size covers unwritten bytes)'
+                         if data[bad] == 0 else ''))
+    for i, s in state.items():
+        if i not in present:
+            assert s['may_be_gone'], 'seed %d: fsynced file id %d (%s) vanished' % (
+                seed, i, s['names'])
+            continue
+        if not s['may_be_gone']:
+            assert present[i] in s['names'], 'seed %d: id %d is %s, expected one of %s' % (
+                seed, i, present[i], s['names'])
+        got = os.stat(os.path.join(d, present[i])).st_size
+        assert got >= s['size'], 'seed %d: %s has %d bytes, fsync acknowledged %d' % (
+            seed, present[i], got, s['size'])
+
+
+def sum_file_pages(root):
+    total = 0
+    for dp, dns, fns in os.walk(root):
+        for n in fns:
+            total += (os.lstat(os.path.join(dp, n)).st_size + PAGE - 1) // PAGE
+    return total
+
+
+def crash_round(m, seed, victim):
+    rnd = random.Random(seed * 7919 + (victim == 'program'))
+    d = m.path('s%d' % seed)
+    os.mkdir(d)
+    journal = os.path.join(m.work, 'journal-%s-%d' % (victim, seed))
+    w = subprocess.Popen([sys.executable, rfs.helper_script('crash_workload.py'), d, journal,
+                          str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(rnd.uniform(0.1, 1.5))
+    if victim == 'daemon':
+        m.kill(signal.SIGKILL)
+    else:
+        w.kill()
+    try:
+        out, err = w.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        w.communicate()
+        pytest.fail('seed %d: workload hung after the kill' % seed)
+    assert 'Traceback' not in err, err
+    if victim == 'daemon':
+        m.umount_dead()
+    else:
+        m.umount()
+    m.mount()                       # recovery happens here
+    verify_after_crash(d, journal, seed)
+    m.umount()
+    r = m.fsck()
+    assert r.returncode == 0, 'seed %d (%s killed): fsck not clean after recovery:\n%s%s' % (
+        seed, victim, r.stdout, r.stderr)
+    m.mount()
+    assert m.used_pages() == sum_file_pages(m.mnt), \
+        'seed %d: ledger %d pages, files hold %d' % (seed, m.used_pages(), sum_file_pages(m.mnt))
+
+
+@pytest.mark.timeout(300, 3600)
+def test_crash_sigkill_daemon_random_points(fsf, mode, long_run):
+    m = fsf.new(size='256M', reserve=mode)
+    m.allow_log_errors = True
+    for seed in range(40 if long_run else 5):
+        crash_round(m, seed, 'daemon')
+
+
+@pytest.mark.timeout(200, 1800)
+def test_crash_sigkill_program(fsf, mode, long_run):
+    m = fsf.new(size='256M', reserve=mode)
+    for seed in range(20 if long_run else 3):
+        crash_round(m, 100 + seed, 'program')
+
+
+def test_fsync_durable_metadata_in_sqlite(fsf):
+    """After fsync returns, the size is in meta.db on disk even if the daemon
+    dies the next instant (it must not sit only in the inode cache)."""
+    m = fsf.new(size='64M')
+    m.allow_log_errors = True
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, pattern(5, 0, 300000))
+    os.fsync(fd)
+    m.kill(signal.SIGKILL)
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    m.umount_dead()
+    m.mount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == pattern(5, 0, 300000)

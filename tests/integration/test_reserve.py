@@ -1,0 +1,529 @@
+"""The reservation layer (issue 3): exact capacity, ENOSPC at the call, mmap
+that never loses a page.  Small stores (1 MiB, 64 MiB), both modes."""
+
+import errno
+import json
+import os
+import random
+import signal
+import time
+
+import pytest
+
+import rfs
+from rfs import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE,
+                 PAGE, fallocate, pattern)
+
+MiB = 1 << 20
+
+
+def pages(n):
+    return (n + PAGE - 1) // PAGE
+
+
+def enospc(fn, *a):
+    try:
+        fn(*a)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, 'expected ENOSPC, got %s' % e
+        return True
+    return False
+
+
+def run_fill(m, n, chunk, timeout=120):
+    r = rfs.run_helper('fill.py', m.mnt, n, chunk, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def check_fill_readback(m, res):
+    for name, r in res.items():
+        assert os.stat(m.path(name)).st_size == r['acked'], name
+        with open(m.path(name), 'rb') as f:
+            got = f.read()
+        assert got == pattern(int(name[1:]), 0, r['acked']), 'content of %s differs' % name
+
+
+# ---- fills ----------------------------------------------------------------------
+
+@pytest.mark.parametrize('size,chunk', [('1M', 65536), ('1M', 5000), ('64M', 1 << 20)])
+def test_fill_one_writer(fsf, mode, size, chunk):
+    m = fsf.new(size=size, reserve=mode)
+    cap = rfs.parse_size(size)
+    res = run_fill(m, 1, chunk)
+    r = res['w0']
+    assert r['error'] is None, r
+    assert r['enospc'], 'writer never saw ENOSPC'
+    if chunk % PAGE == 0:
+        assert r['acked'] == cap, 'acknowledged %d of %d bytes' % (r['acked'], cap)
+    else:
+        assert pages(r['acked']) == cap // PAGE
+    s = m.statvfs()
+    assert s.f_bfree == 0 and s.f_bavail == 0
+    p = rfs.run(['df', '--output=avail', m.mnt], check=True)
+    assert p.stdout.split()[-1] == '0'
+    # nothing more fits, not even one byte at EOF
+    with open(m.path('w0'), 'ab') as f:
+        assert enospc(f.write, b'x' * PAGE) or chunk % PAGE
+    m.remount()
+    check_fill_readback(m, res)
+    assert m.free_pages() == 0
+
+
+@pytest.mark.parametrize('size', ['1M', '64M'])
+def test_fill_eight_writers(fsf, mode, size):
+    m = fsf.new(size=size, reserve=mode)
+    cap = rfs.parse_size(size)
+    res = run_fill(m, 8, 16384 if size == '1M' else 262144)
+    total = 0
+    for name, r in res.items():
+        assert r['error'] is None, (name, r)
+        assert r['enospc'], '%s never saw ENOSPC' % name
+        assert r['acked'] % PAGE == 0
+        total += r['acked']
+    assert total == cap, 'writers acknowledged %d bytes of %d' % (total, cap)
+    assert m.free_pages() == 0
+    m.remount()
+    check_fill_readback(m, res)
+    assert m.free_pages() == 0
+
+
+def test_short_write_counts_whole_pages(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    fd = os.open(m.path('a'), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, b'a' * (MiB - 3 * PAGE)) == MiB - 3 * PAGE
+        n = os.write(fd, b'b' * (5 * PAGE + 100))
+        assert n == 3 * PAGE, 'short write returned %d' % n
+        with pytest.raises(OSError) as e:
+            os.write(fd, b'c')
+        assert e.value.errno == errno.ENOSPC
+        assert os.fstat(fd).st_size == MiB
+    finally:
+        os.close(fd)
+    # unaligned tail: the partial page is already charged, so bytes fit into it
+    os.truncate(m.path('a'), MiB - 100)
+    with open(m.path('a'), 'ab') as f:
+        f.write(b'd' * 100)
+    assert os.stat(m.path('a')).st_size == MiB
+
+
+# ---- truncate -----------------------------------------------------------------------
+
+def test_ftruncate_past_capacity(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    fd = os.open(m.path('t'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b'x' * 10000)
+        free = m.free_pages()
+        if mode == 'eof':
+            assert enospc(os.ftruncate, fd, 2 * MiB)
+            assert os.fstat(fd).st_size == 10000
+            assert m.free_pages() == free
+            assert enospc(os.truncate, m.path('t'), MiB + 1)
+            assert os.stat(m.path('t')).st_size == 10000
+            os.ftruncate(fd, MiB)       # exactly the capacity fits
+            assert m.free_pages() == 0
+        else:
+            os.ftruncate(fd, 100 * MiB)
+            assert os.fstat(fd).st_size == 100 * MiB
+            assert m.free_pages() == free, 'holes must be free in write mode'
+            assert os.pread(fd, 10, 50 * MiB) == b'\0' * 10
+            # writing into the hole charges exactly the pages written
+            os.pwrite(fd, b'y' * PAGE, 50 * MiB)
+            assert m.free_pages() == free - 1
+    finally:
+        os.close(fd)
+    m.remount()
+    expect = MiB if mode == 'eof' else 100 * MiB
+    assert os.stat(m.path('t')).st_size == expect
+
+
+def test_truncate_releases(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * (100 * PAGE))
+    assert m.free_pages() == 156
+    os.truncate(m.path('f'), 10 * PAGE + 1)
+    assert m.free_pages() == 256 - 11
+    os.truncate(m.path('f'), 0)
+    assert m.free_pages() == 256
+    m.remount()
+    assert m.free_pages() == 256
+
+
+def test_write_past_eof_eof_mode_charges_gap(fsf):
+    m = fsf.new(size='1M', reserve='eof')
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b'x', 100 * PAGE)
+        assert m.free_pages() == 256 - 101
+        assert enospc(os.pwrite, fd, b'y', 300 * PAGE)
+        assert os.fstat(fd).st_size == 100 * PAGE + 1
+        assert enospc(os.pwrite, fd, b'y', 5 * (1 << 30))
+    finally:
+        os.close(fd)
+
+
+# ---- mmap at 100% ---------------------------------------------------------------------
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize('size', ['1M', '64M'])
+def test_mmap_fill_100_percent_eof(fsf, size):
+    m = fsf.new(size=size, reserve='eof')
+    cap = rfs.parse_size(size)
+    p = m.path('mm')
+    r = rfs.run_helper('mmap_write.py', p, 11, '--size', cap, '--truncate',
+                       '--msync-every', 4 * MiB, timeout=150)
+    assert r.returncode == 0, 'mmap writer (exit %d, -7 = SIGBUS): %s %s' % (
+        r.returncode, r.stdout, r.stderr)
+    assert m.free_pages() == 0
+    # the store is full, the mapping still had every page
+    assert enospc(os.truncate, p, cap + 1)
+    m.remount()
+    assert os.stat(p).st_size == cap
+    with open(p, 'rb') as f:
+        assert f.read() == pattern(11, 0, cap)
+
+
+@pytest.mark.timeout(180)
+def test_mmap_threads_to_100_percent(fsf):
+    m = fsf.new(size='8M', reserve='eof')
+    r = rfs.run_helper('mmap_threads.py', m.mnt, 4, 65536, timeout=150)
+    assert r.returncode == 0, 'exit %d (-7 = SIGBUS): %s %s' % (r.returncode, r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert not out['problems'], out['problems']
+    total = sum(f['size'] for f in out['files'].values())
+    assert total == 8 * MiB
+    assert m.free_pages() == 0
+    m.remount()
+    for name, f in out['files'].items():
+        with open(m.path(name), 'rb') as fh:
+            assert fh.read() == pattern(int(name[1:]), 0, f['size']), name
+
+
+# ---- fallocate ---------------------------------------------------------------------------
+
+def test_fallocate_all_or_nothing(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b'x' * (200 * PAGE))
+        free = m.free_pages()
+        assert free == 56
+        for fmode in (0, FALLOC_FL_KEEP_SIZE):
+            assert enospc(fallocate, fd, fmode, 0, 257 * PAGE)
+            assert enospc(fallocate, fd, fmode, 200 * PAGE, 57 * PAGE)
+            assert os.fstat(fd).st_size == 200 * PAGE
+            assert m.free_pages() == free, 'failed fallocate charged pages'
+        # a range that is mostly already reserved only needs the new pages
+        fallocate(fd, 0, 100 * PAGE, 156 * PAGE)
+        assert os.fstat(fd).st_size == 256 * PAGE
+        assert m.free_pages() == 0
+        assert os.pread(fd, PAGE, 255 * PAGE) == b'\0' * PAGE
+    finally:
+        os.close(fd)
+
+
+def test_fallocated_space_usable_on_full_store(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    a = os.open(m.path('prealloc'), os.O_RDWR | os.O_CREAT, 0o644)
+    k = os.open(m.path('keepsize'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fallocate(a, 0, 0, 64 * PAGE)
+        fallocate(k, FALLOC_FL_KEEP_SIZE, 0, 32 * PAGE)
+        assert os.fstat(k).st_size == 0
+        res = run_fill(m, 2, 16384)
+        assert sum(r['acked'] for r in res.values()) == (256 - 96) * PAGE
+        assert m.free_pages() == 0
+        # nothing else took the preallocated pages: writing them succeeds
+        assert os.pwrite(a, pattern(1, 0, 64 * PAGE), 0) == 64 * PAGE
+        assert os.pwrite(k, pattern(2, 0, 32 * PAGE), 0) == 32 * PAGE
+        assert os.fstat(k).st_size == 32 * PAGE
+        assert enospc(os.pwrite, k, b'z', 32 * PAGE)
+        os.fsync(a)
+        os.fsync(k)
+    finally:
+        os.close(a)
+        os.close(k)
+    m.remount()
+    with open(m.path('prealloc'), 'rb') as f:
+        assert f.read() == pattern(1, 0, 64 * PAGE)
+    with open(m.path('keepsize'), 'rb') as f:
+        assert f.read() == pattern(2, 0, 32 * PAGE)
+
+
+def test_punch_zero_release(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, pattern(1, 0, 128 * PAGE))
+        assert m.free_pages() == 128
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10 * PAGE, 20 * PAGE)
+        after_punch = m.free_pages()
+        if mode == 'eof':
+            assert after_punch == 128, 'eof mode keeps the reservation of a punched range'
+        else:
+            assert after_punch == 148
+        assert os.pread(fd, 20 * PAGE, 10 * PAGE) == b'\0' * 20 * PAGE
+        fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 40 * PAGE, 10 * PAGE)
+        assert os.pread(fd, 10 * PAGE, 40 * PAGE) == b'\0' * 10 * PAGE
+        if mode == 'eof':
+            assert m.free_pages() == after_punch
+        else:
+            assert m.free_pages() >= after_punch
+        # KEEP_SIZE preallocation past EOF is released by punching it
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 128 * PAGE, 16 * PAGE)
+        before = m.free_pages()
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 128 * PAGE, 16 * PAGE)
+        assert m.free_pages() == before + 16
+        # in eof mode a punched page below EOF is still reserved: writing it
+        # on a full store succeeds
+        run_fill(m, 1, PAGE)
+        assert m.free_pages() == 0
+        if mode == 'eof':
+            assert os.pwrite(fd, b'w' * 20 * PAGE, 10 * PAGE) == 20 * PAGE
+        # truncate down frees immediately
+        free = m.free_pages()
+        os.ftruncate(fd, 64 * PAGE)
+        assert m.free_pages() == free + 64
+    finally:
+        os.close(fd)
+
+
+def test_unlink_while_open_releases_at_last_close(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    fd2 = os.open(m.path('f'), os.O_RDONLY)
+    os.write(fd, b'x' * (64 * PAGE))
+    assert m.free_pages() == 192
+    os.unlink(m.path('f'))
+    assert m.free_pages() == 192, 'released while still open'
+    os.write(fd, b'y' * PAGE)
+    assert m.free_pages() == 191
+    os.close(fd)
+    assert m.free_pages() == 191, 'released while still open (second fd)'
+    assert os.pread(fd2, 1, 64 * PAGE) == b'y'
+    os.close(fd2)
+    ok = False
+    for _ in range(100):        # the kernel sends RELEASE asynchronously
+        if m.free_pages() == 256:
+            ok = True
+            break
+        time.sleep(0.02)
+    assert ok, 'space not released after last close: %d free' % m.free_pages()
+    # a hard link keeps the data alive
+    with open(m.path('g'), 'wb') as f:
+        f.write(b'z' * (10 * PAGE))
+    os.link(m.path('g'), m.path('h'))
+    os.unlink(m.path('g'))
+    assert m.free_pages() == 246
+    os.unlink(m.path('h'))
+    assert m.free_pages() == 256
+
+
+# ---- inodes and runtime control ------------------------------------------------------------
+
+def test_nr_inodes_limit(fsf):
+    m = fsf.new(size='1M', nr_inodes=20)
+    s = m.statvfs()
+    assert s.f_files == 20
+    made = []
+    for i in range(40):
+        try:
+            os.close(os.open(m.path('f%d' % i), os.O_CREAT | os.O_WRONLY, 0o644))
+            made.append('f%d' % i)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+            break
+    assert 18 <= len(made) <= 20
+    assert m.statvfs().f_ffree == 0
+    for fn in (lambda p: os.mkdir(p), lambda p: os.symlink('x', p), lambda p: os.mkfifo(p),
+               lambda p: os.close(os.open(p, os.O_CREAT | os.O_WRONLY))):
+        assert enospc(fn, m.path('extra'))
+    # hard links and renames need no new inode
+    os.link(m.path('f0'), m.path('link'))
+    os.rename(m.path('f1'), m.path('renamed'))
+    os.unlink(m.path('f2'))
+    assert m.statvfs().f_ffree == 1
+    os.mkdir(m.path('d'))
+    assert m.statvfs().f_ffree == 0
+    m.remount()
+    assert m.statvfs().f_ffree == 0 and m.statvfs().f_files == 20
+    assert enospc(os.mkdir, m.path('d2'))
+
+
+def getx(m, name):
+    return os.getxattr(m.mnt, name).decode().strip('\0').strip()
+
+
+def test_runtime_size_and_inodes_via_xattr(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode, nr_inodes=100)
+    assert rfs.parse_size(getx(m, 'user.reservefs.size')) == MiB
+    assert int(getx(m, 'user.reservefs.nr_inodes')) == 100
+    assert getx(m, 'user.reservefs.usage')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * (200 * PAGE))
+    # grow with setfattr, as a user would
+    rfs.run(['setfattr', '-n', 'user.reservefs.size', '-v', '2M', m.mnt], check=True)
+    s = m.statvfs()
+    assert s.f_blocks == 512 and s.f_bfree == 312
+    assert rfs.parse_size(getx(m, 'user.reservefs.size')) == 2 * MiB
+    with open(m.path('f'), 'ab') as f:
+        f.write(b'y' * (300 * PAGE))
+    assert m.free_pages() == 12
+    # shrink below usage: ENOSPC, nothing changes
+    p = rfs.run(['setfattr', '-n', 'user.reservefs.size', '-v', '1M', m.mnt])
+    assert p.returncode != 0
+    with pytest.raises(OSError) as e:
+        os.setxattr(m.mnt, 'user.reservefs.size', b'1M')
+    assert e.value.errno == errno.ENOSPC
+    assert m.statvfs().f_blocks == 512
+    # shrink to exactly the usage works, leaves 0 free
+    os.setxattr(m.mnt, 'user.reservefs.size', b'%d' % (500 * PAGE))
+    s = m.statvfs()
+    assert s.f_blocks == 500 and s.f_bfree == 0
+    with open(m.path('f'), 'ab') as f:
+        assert enospc(f.write, b'z' * PAGE)
+    # malformed values are refused
+    for bad in (b'lots', b'', b'-1'):
+        with pytest.raises(OSError) as e:
+            os.setxattr(m.mnt, 'user.reservefs.size', bad)
+        assert e.value.errno in (errno.EINVAL, errno.ERANGE)
+    # inodes
+    os.setxattr(m.mnt, 'user.reservefs.nr_inodes', b'5')
+    assert m.statvfs().f_files == 5
+    with pytest.raises(OSError) as e:
+        os.setxattr(m.mnt, 'user.reservefs.nr_inodes', b'1')
+    assert e.value.errno == errno.ENOSPC
+    # persisted
+    m.remount()
+    s = m.statvfs()
+    assert s.f_blocks == 500 and s.f_files == 5
+    assert rfs.parse_size(getx(m, 'user.reservefs.size')) == 500 * PAGE
+    # the root's xattr list does not break ls/cp of the root
+    os.listxattr(m.mnt)
+
+
+def test_statfs_exact_under_concurrency(fsf, mode):
+    """Sample statfs while 8 writers race: usage never exceeds capacity."""
+    m = fsf.new(size='4M', reserve=mode)
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, rfs.helper_script('fill.py'), m.mnt, '8', '8192'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bad = []
+    try:
+        while proc.poll() is None:
+            s = m.statvfs()
+            if s.f_bfree > s.f_blocks or s.f_blocks != 1024:
+                bad.append((s.f_blocks, s.f_bfree))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not bad
+    res = json.loads(out)
+    assert sum(r['acked'] for r in res.values()) == 4 * MiB
+    # delete everything: all space back, nothing stranded
+    for n in res:
+        os.unlink(m.path(n))
+    assert m.free_pages() == 1024
+
+
+# ---- crash ------------------------------------------------------------------------------------
+
+def ledger_truth(m, mode):
+    """Pages the store should have reserved: every regular file's pages below
+    EOF (the fills here write sequentially, so this holds in both modes)."""
+    total = 0
+    for dp, dns, fns in os.walk(m.mnt):
+        for n in fns:
+            st = os.lstat(os.path.join(dp, n))
+            if os.path.isfile(os.path.join(dp, n)) and st.st_nlink >= 1:
+                total += pages(st.st_size)
+    return total
+
+
+@pytest.mark.timeout(240, 1800)
+def test_sigkill_daemon_mid_fill(fsf, mode, long_run):
+    import subprocess
+    import sys
+    seeds = range(12) if long_run else range(3)
+    m = fsf.new(size='16M', reserve=mode)
+    m.allow_log_errors = True
+    for seed in seeds:
+        rnd = random.Random(seed)
+        journal = os.path.join(m.work, 'journal-%d' % seed)
+        d = m.path('run%d' % seed)
+        os.mkdir(d)
+        proc = subprocess.Popen([sys.executable, rfs.helper_script('fill.py'), d, '4', '12288',
+                                 '--journal', journal, '--sync'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rnd.uniform(0.05, 0.6))
+        m.kill(signal.SIGKILL)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail('writer hung after the daemon died')
+        m.umount_dead()
+        m.mount()
+        # every byte an fdatasync acknowledged is there, and no file's size
+        # covers bytes that were never written
+        acked = {}
+        if os.path.exists(journal):
+            for line in open(journal):
+                n, off = line.split()
+                acked[n] = int(off)
+        for n in os.listdir(d):
+            p = os.path.join(d, n)
+            size = os.stat(p).st_size
+            with open(p, 'rb') as f:
+                data = f.read()
+            assert data == pattern(int(n[1:]), 0, size), \
+                'seed %d: %s covers bytes never written' % (seed, n)
+            assert size >= acked.get(n, 0), 'seed %d: %s lost fdatasync-acknowledged data' % (
+                seed, n)
+        assert set(acked) <= set(os.listdir(d))
+        m.umount()
+        r = m.fsck()
+        assert r.returncode == 0, 'seed %d: fsck after crash+remount: %s%s' % (
+            seed, r.stdout, r.stderr)
+        m.mount()
+        assert m.used_pages() == ledger_truth(m, mode), \
+            'seed %d: ledger %d != sum of file pages %d' % (seed, m.used_pages(),
+                                                            ledger_truth(m, mode))
+        # clean up so the next round has room
+        for n in os.listdir(d):
+            os.unlink(os.path.join(d, n))
+        assert m.used_pages() == ledger_truth(m, mode)
+
+
+def test_sigkill_with_open_unlinked_file_frees_orphan(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    m.allow_log_errors = True
+    import subprocess
+    import sys
+    # a separate process holds an unlinked file open when the daemon dies
+    code = ('import os,sys,time\n'
+            'fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\n'
+            'os.write(fd,b"o"*(100*4096)); os.fsync(fd); os.unlink(sys.argv[1])\n'
+            'print("ready",flush=True); time.sleep(60)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code, m.path('orphan')],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        assert m.free_pages() == 156
+        m.kill(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    m.umount_dead()
+    m.mount()
+    assert m.free_pages() == 256, 'orphan not freed at mount'
+    m.umount()
+    r = m.fsck()
+    assert r.returncode == 0, r.stdout + r.stderr
