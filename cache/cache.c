@@ -1,0 +1,236 @@
+/* cache/ — per-file dirty page accounting, dirty limits and writeback. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cache.h"
+
+struct cache {
+	const struct cache_ops *ops;	/* immutable */
+	void *owner_ctx;		/* immutable */
+	uint64_t limit_pages;		/* immutable; 0 = unlimited */
+	gint64 expire_us;		/* immutable; 0 = no background writeback */
+
+	GMutex lock;			/* protects the fields below */
+	GHashTable *dirty;		/* key -> dirty_since (us) of files with dirty pages */
+	bool stopping;
+	GCond wake;
+	GThread *thread;
+
+	/* Statistics: __atomic only. */
+	uint64_t dirty_pages;
+	uint64_t writebacks;
+	uint64_t throttled;
+	uint64_t background;
+	uint64_t syncs;
+	uint64_t max_file_dirty_pages;
+};
+
+static void cache_listed(struct cache *c, struct cache_file *cf, bool dirty)
+{
+	g_mutex_lock(&c->lock);
+	if (dirty)
+		g_hash_table_insert(c->dirty, g_memdup2(&cf->key, sizeof(cf->key)),
+				    GINT_TO_POINTER(1));
+	else
+		g_hash_table_remove(c->dirty, &cf->key);
+	g_mutex_unlock(&c->lock);
+}
+
+/* Forget the dirty pages of @cf: they are now clean (or gone). */
+static void cache_clean(struct cache *c, struct cache_file *cf)
+{
+	uint64_t n = rsv_map_pages(&cf->dirty);
+
+	if (n == 0 && cf->dirty_since == 0)
+		return;
+	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
+	rsv_map_clear(&cf->dirty);
+	cf->dirty_since = 0;
+	cache_listed(c, cf, false);
+}
+
+/* Write back every dirty page of @cf and wait for it: sync_file_range over
+ * the dirty span pushes data without the cost of a journal commit; fsync
+ * (cache_file_sync) is what makes metadata durable. */
+static int cache_writeback(struct cache *c, struct cache_file *cf, int fd)
+{
+	const struct rsv_extent *first, *last;
+	off_t start, len;
+
+	if (cf->dirty.n == 0)
+		return 0;
+	first = &cf->dirty.ext[0];
+	last = &cf->dirty.ext[cf->dirty.n - 1];
+	start = (off_t)first->start << RSV_PAGE_SHIFT;
+	len = (off_t)(last->end - first->start) << RSV_PAGE_SHIFT;
+	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE |
+			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		return -errno;
+	cf->writebacks++;
+	__atomic_add_fetch(&c->writebacks, 1, __ATOMIC_RELAXED);
+	cache_clean(c, cf);
+	return 0;
+}
+
+void cache_file_init(struct cache_file *cf, uint64_t key)
+{
+	cf->key = key;
+	rsv_map_init(&cf->dirty);
+	cf->dirty_since = 0;
+	cf->writebacks = 0;
+	cf->throttles = 0;
+}
+
+void cache_file_finish(struct cache *c, struct cache_file *cf, int fd)
+{
+	/* Start the kernel's writeback of what is left without waiting: the
+	 * file is closed, nothing more is throttled against it. */
+	if (fd >= 0 && cf->dirty.n > 0)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	cache_clean(c, cf);
+}
+
+int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
+		       uint64_t start, uint64_t end)
+{
+	uint64_t added, now_dirty, max;
+
+	if (start >= end)
+		return 0;
+	added = rsv_map_add(&cf->dirty, start, end);
+	__atomic_add_fetch(&c->dirty_pages, added, __ATOMIC_RELAXED);
+	if (cf->dirty_since == 0 && cf->dirty.n > 0) {
+		cf->dirty_since = g_get_monotonic_time();
+		cache_listed(c, cf, true);
+	}
+	now_dirty = rsv_map_pages(&cf->dirty);
+	max = __atomic_load_n(&c->max_file_dirty_pages, __ATOMIC_RELAXED);
+	while (now_dirty > max &&
+	       !__atomic_compare_exchange_n(&c->max_file_dirty_pages, &max, now_dirty,
+					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	if (c->limit_pages == 0 || now_dirty <= c->limit_pages)
+		return 0;
+	cf->throttles++;
+	__atomic_add_fetch(&c->throttled, 1, __ATOMIC_RELAXED);
+	return cache_writeback(c, cf, fd);
+}
+
+void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end)
+{
+	uint64_t n = rsv_map_remove(&cf->dirty, start, end);
+
+	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
+	if (cf->dirty.n == 0 && cf->dirty_since != 0)
+		cache_clean(c, cf);
+}
+
+void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)
+{
+	if (fd < 0 || cf->dirty_since == 0 || c->expire_us == 0)
+		return;
+	if (g_get_monotonic_time() - cf->dirty_since < c->expire_us)
+		return;
+	if (cache_writeback(c, cf, fd) == 0)
+		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
+}
+
+int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync)
+{
+	int res = datasync ? fdatasync(fd) : fsync(fd);
+
+	if (res < 0)
+		return -errno;
+	__atomic_add_fetch(&c->syncs, 1, __ATOMIC_RELAXED);
+	cache_clean(c, cf);
+	return 0;
+}
+
+uint64_t cache_file_dirty_pages(const struct cache_file *cf)
+{
+	return rsv_map_pages(&cf->dirty);
+}
+
+/* The background thread: wakes a few times per expire period, collects the
+ * files whose dirty pages have aged, and has their owner write them back. */
+static gpointer cache_thread(gpointer data)
+{
+	struct cache *c = data;
+	gint64 period = MAX(c->expire_us / 4, 100 * 1000);
+
+	g_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		GHashTableIter it;
+		gpointer k;
+		GArray *keys;
+
+		g_cond_wait_until(&c->wake, &c->lock, g_get_monotonic_time() + period);
+		if (c->stopping)
+			break;
+		keys = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+		g_hash_table_iter_init(&it, c->dirty);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			g_array_append_val(keys, *(uint64_t *)k);
+		g_mutex_unlock(&c->lock);
+		for (guint i = 0; i < keys->len; i++)
+			c->ops->writeback(g_array_index(keys, uint64_t, i), c->owner_ctx);
+		g_array_free(keys, TRUE);
+		g_mutex_lock(&c->lock);
+	}
+	g_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+struct cache *cache_new(const struct cache_params *p, const struct cache_ops *ops,
+			void *owner_ctx)
+{
+	struct cache *c = g_new0(struct cache, 1);
+
+	c->ops = ops;
+	c->owner_ctx = owner_ctx;
+	c->limit_pages = rsv_page_up(p->dirty_limit);
+	c->expire_us = (gint64)p->dirty_expire_ms * 1000;
+	g_mutex_init(&c->lock);
+	g_cond_init(&c->wake);
+	c->dirty = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	if (c->expire_us > 0)
+		c->thread = g_thread_new("writeback", cache_thread, c);
+	return c;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	g_mutex_lock(&c->lock);
+	c->stopping = true;
+	g_cond_signal(&c->wake);
+	g_mutex_unlock(&c->lock);
+	if (c->thread)
+		g_thread_join(c->thread);
+	g_hash_table_destroy(c->dirty);
+	g_cond_clear(&c->wake);
+	g_mutex_clear(&c->lock);
+	g_free(c);
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *st)
+{
+	st->dirty_pages = __atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED);
+	g_mutex_lock(&c->lock);
+	st->dirty_files = g_hash_table_size(c->dirty);
+	g_mutex_unlock(&c->lock);
+	st->writebacks = __atomic_load_n(&c->writebacks, __ATOMIC_RELAXED);
+	st->throttled = __atomic_load_n(&c->throttled, __ATOMIC_RELAXED);
+	st->background = __atomic_load_n(&c->background, __ATOMIC_RELAXED);
+	st->syncs = __atomic_load_n(&c->syncs, __ATOMIC_RELAXED);
+	st->max_file_dirty_pages = __atomic_load_n(&c->max_file_dirty_pages, __ATOMIC_RELAXED);
+}
+
+uint64_t cache_dirty_limit(const struct cache *c)
+{
+	return c->limit_pages << RSV_PAGE_SHIFT;
+}

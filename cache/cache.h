@@ -1,0 +1,79 @@
+/* cache/ — per-file page state (DIRTY vs CLEAN), dirty limits and writeback.
+ *
+ * A page a file has written to its backing file but that we have not yet
+ * pushed to stable storage is DIRTY; after sync_file_range/fdatasync it is
+ * CLEAN.  Each file keeps its dirty pages as extents (struct rsv_map), not
+ * per-page arrays.  Past the per-file dirty limit the writer's request is
+ * answered only after enough of that file has been written back: the
+ * userspace counterpart of balance_dirty_pages.  A background thread writes
+ * back files whose oldest dirty page is older than dirty_expire.
+ *
+ * Locking: struct cache_file is protected by its owner's lock (the inode's
+ * mutex in fs/); the owner calls every cache_file_* function with it held.
+ * struct cache has its own mutex for the list of dirty files and counters;
+ * lock order: owner's lock, then cache->lock.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reserve.h"
+
+struct cache;
+
+struct cache_file {
+	uint64_t key;			/* immutable: the owner's name for this file (ino) */
+	struct rsv_map dirty;		/* owner's lock: dirty pages */
+	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page, 0 if clean */
+	uint64_t writebacks;		/* owner's lock: writebacks done on this file */
+	uint64_t throttles;		/* owner's lock: requests held back by the limit */
+};
+
+/* What the background writeback needs from the owner of the files: the
+ * thread collects the keys of expired files under cache->lock, drops it, and
+ * asks the owner to find, pin and lock each file and call
+ * cache_file_expire() on it.  The owner's file may be gone by then. */
+struct cache_ops {
+	void (*writeback)(uint64_t key, void *owner_ctx);
+};
+
+struct cache_params {
+	uint64_t dirty_limit;		/* bytes per file; 0 = unlimited */
+	uint64_t dirty_expire_ms;	/* background writeback age; 0 = off */
+};
+
+struct cache *cache_new(const struct cache_params *p, const struct cache_ops *ops,
+			void *owner_ctx);
+/* Stops the background thread; every cache_file must be finished first. */
+void cache_free(struct cache *c);
+void cache_file_init(struct cache_file *cf, uint64_t key);
+/* Forget @cf (its pages are handed to the kernel's own writeback first). */
+void cache_file_finish(struct cache *c, struct cache_file *cf, int fd);
+/* Pages [start,end) of @cf were just written to @fd.  Throttles: when the
+ * file is past its limit, writes back before returning.  0 or -errno. */
+int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
+		       uint64_t start, uint64_t end);
+/* Pages beyond @page are gone (truncate) / [start,end) punched. */
+void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end);
+/* Background writeback of @cf if its dirty pages are older than dirty_expire. */
+void cache_file_expire(struct cache *c, struct cache_file *cf, int fd);
+/* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
+int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);
+uint64_t cache_file_dirty_pages(const struct cache_file *cf);
+
+struct cache_stats {
+	uint64_t dirty_pages;		/* all files */
+	uint64_t dirty_files;
+	uint64_t writebacks;		/* limit + background + sync */
+	uint64_t throttled;		/* requests held back by the dirty limit */
+	uint64_t background;		/* background writebacks */
+	uint64_t syncs;			/* fsync/fdatasync */
+	uint64_t max_file_dirty_pages;	/* high-water mark of one file's dirty pages */
+};
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+uint64_t cache_dirty_limit(const struct cache *c);
+
+#endif /* CACHE_H */

@@ -1,0 +1,361 @@
+/* fs/data.c — data operations that move the reservation: write, truncate,
+ * fallocate.  Every function here runs with in->lock held.
+ *
+ * The rule they keep: a byte reaches the backing file only inside a page
+ * that is charged to the ledger and whose backing blocks exist.  Making a
+ * reservation real is a KEEP_SIZE fallocate of the backing file, skipped for
+ * pages the caller is about to write in full blocks anyway (the write itself
+ * allocates them, and a failure to do so is undone below).  So the backing
+ * file's allocation map *is* the reservation map, which is what recovery
+ * reads back after a crash. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+struct data_range {
+	uint64_t start, end;	/* pages */
+};
+
+static int data_collect(uint64_t start, uint64_t end, void *arg)
+{
+	struct data_range r = { start, end };
+
+	g_array_append_val((GArray *)arg, r);
+	return 0;
+}
+
+static int data_fallocate_pages(int fd, int mode, uint64_t start, uint64_t end)
+{
+	if (start >= end)
+		return 0;
+	if (fallocate(fd, mode, (off_t)start << RSV_PAGE_SHIFT,
+		      (off_t)(end - start) << RSV_PAGE_SHIFT) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Punch [start,end) pages out of the backing file (they hold no data we
+ * keep) so that its allocation matches the map again. */
+static void data_punch_pages(int fd, uint64_t start, uint64_t end)
+{
+	data_fallocate_pages(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, end);
+}
+
+/* Charges and maps the pages of @undo (the ranges missing from in->rsv),
+ * then makes them real except for [skip_start, skip_end).  All or nothing. */
+static int data_reserve_ranges(struct fs *fs, struct fs_inode *in, int fd, GArray *undo,
+			       uint64_t skip_start, uint64_t skip_end)
+{
+	int res = 0;
+	guint i;
+
+	for (i = 0; i < undo->len; i++) {
+		struct data_range *r = &g_array_index(undo, struct data_range, i);
+		rsv_map_add(&in->rsv, r->start, r->end);
+	}
+	for (i = 0; i < undo->len && res == 0; i++) {
+		struct data_range *r = &g_array_index(undo, struct data_range, i);
+		uint64_t a = r->start, b = r->end;
+
+		if (fs->backing_page_blocks && skip_start < skip_end) {
+			/* before and after the skipped part */
+			res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, a, MIN(b, skip_start));
+			if (res == 0)
+				res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE,
+							   MAX(a, skip_end), b);
+		} else {
+			res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, a, b);
+		}
+	}
+	if (res < 0)
+		fs_data_undo(fs, in, undo, 0);
+	in->attr_dirty = true;
+	return res;
+}
+
+void fs_data_undo(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t from_page)
+{
+	bool temp = false;
+	int fd = in->fd;
+
+	if (!undo)
+		return;
+	if (fd < 0)
+		fd = fs_inode_fd(fs, in, &temp);
+	for (guint i = 0; i < undo->len; i++) {
+		struct data_range *r = &g_array_index(undo, struct data_range, i);
+		uint64_t a = MAX(r->start, from_page), b = r->end;
+
+		if (a >= b)
+			continue;
+		rsv_release(&fs->ledger, rsv_map_remove(&in->rsv, a, b));
+		if (fd >= 0)
+			data_punch_pages(fd, a, b);
+	}
+	if (temp && fd >= 0)
+		close(fd);
+	in->attr_dirty = true;
+}
+
+static uint64_t data_eof_page(const struct fs_inode *in)
+{
+	return rsv_page_up(in->size);
+}
+
+ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,
+			      uint64_t len, bool writeback, GArray **undop)
+{
+	enum rsv_event ev = writeback ? RSV_EV_WRITEBACK : RSV_EV_WRITE;
+	uint64_t first, last, from, missing, granted;
+	GArray *undo;
+	int res;
+
+	*undop = NULL;
+	if (len == 0)
+		return 0;
+	if (off >= fs->max_file_size)
+		return -EFBIG;
+	if (len > fs->max_file_size - off)
+		len = fs->max_file_size - off;
+	if ((res = fs_inode_load_rsv(fs, in)) < 0)
+		return res;
+	first = rsv_page_down(off);
+	last = rsv_page_up(off + len);
+	/* eof mode: the pages between the old EOF and the write become part of
+	 * the file too, so they are reserved with it */
+	from = first;
+	if (fs->ledger.mode == RSV_MODE_EOF && !writeback)
+		from = MIN(first, data_eof_page(in));
+	missing = rsv_map_count_missing(&in->rsv, from, last);
+	if (missing == 0)
+		return len;
+
+	if (writeback) {
+		/* A page dirtied through a mapping in write mode: all of it or
+		 * nothing, and nothing means the kernel drops the page. */
+		granted = rsv_charge(&fs->ledger, missing) == 0 ? missing : 0;
+		if (!granted) {
+			rsv_count_enospc(&fs->ledger, ev);
+			__atomic_add_fetch(&fs->writeback_failures, 1, __ATOMIC_RELAXED);
+			g_warning("writeback of inode %" PRIu64 " at offset %" PRIu64
+				  " (%" PRIu64 " bytes) refused: no space (reserve=write "
+				  "does not protect mmap)", (uint64_t)in->ino, off, len);
+			return -ENOSPC;
+		}
+	} else {
+		granted = rsv_charge_upto(&fs->ledger, missing);
+	}
+	if (granted < missing) {
+		/* Short write: only the pages that fit, in file order. */
+		uint64_t stop = rsv_map_limit_missing(&in->rsv, from, last, granted);
+		uint64_t used = rsv_map_count_missing(&in->rsv, from, stop);
+
+		rsv_release(&fs->ledger, granted - used);
+		granted = used;
+		if (((uint64_t)stop << RSV_PAGE_SHIFT) <= off) {
+			rsv_release(&fs->ledger, granted);
+			rsv_count_enospc(&fs->ledger, ev);
+			return -ENOSPC;
+		}
+		len = ((uint64_t)stop << RSV_PAGE_SHIFT) - off;
+		last = stop;
+	}
+	undo = g_array_new(FALSE, FALSE, sizeof(struct data_range));
+	rsv_map_foreach_missing(&in->rsv, from, last, data_collect, undo);
+	res = data_reserve_ranges(fs, in, fd, undo, first, last);
+	if (res < 0) {
+		g_array_free(undo, TRUE);
+		rsv_count_enospc(&fs->ledger, ev);
+		return res == -ENOSPC || res == -EDQUOT ? -ENOSPC : res;
+	}
+	*undop = undo;
+	return len;
+}
+
+void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return;
+	if (off + len > in->size)
+		in->size = off + len;
+	fs_inode_touch(in, false, true, true);
+	in->attr_dirty = true;
+	cache_file_dirtied(fs->cache, &in->cf, fd, rsv_page_down(off), rsv_page_up(off + len));
+}
+
+/* Drops the reservation of every page at or past @page, and the blocks
+ * behind it (a truncate removes blocks past EOF, preallocated or not). */
+static void data_release_from(struct fs *fs, struct fs_inode *in, int fd, uint64_t page)
+{
+	uint64_t n = rsv_map_remove(&in->rsv, page, UINT64_MAX >> RSV_PAGE_SHIFT);
+
+	if (n) {
+		rsv_release(&fs->ledger, n);
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)page << RSV_PAGE_SHIFT,
+			  (off_t)fs->max_file_size - ((off_t)page << RSV_PAGE_SHIFT) + RSV_PAGE_SIZE);
+		in->attr_dirty = true;
+	}
+	cache_file_drop(fs->cache, &in->cf, page, UINT64_MAX >> RSV_PAGE_SHIFT);
+}
+
+int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size)
+{
+	GArray *undo = NULL;
+	uint64_t old = in->size;
+	int res;
+
+	if (size > fs->max_file_size)
+		return -EFBIG;
+	if ((res = fs_inode_load_rsv(fs, in)) < 0)
+		return res;
+	if (size > old && fs->ledger.mode == RSV_MODE_EOF) {
+		uint64_t from = rsv_page_up(old), to = rsv_page_up(size);
+		uint64_t missing = rsv_map_count_missing(&in->rsv, from, to);
+
+		if (missing) {
+			if (rsv_charge(&fs->ledger, missing) < 0) {
+				rsv_count_enospc(&fs->ledger, RSV_EV_TRUNCATE);
+				return -ENOSPC;
+			}
+			undo = g_array_new(FALSE, FALSE, sizeof(struct data_range));
+			rsv_map_foreach_missing(&in->rsv, from, to, data_collect, undo);
+			res = data_reserve_ranges(fs, in, fd, undo, 0, 0);
+			if (res < 0) {
+				g_array_free(undo, TRUE);
+				rsv_count_enospc(&fs->ledger, RSV_EV_TRUNCATE);
+				return res == -EDQUOT ? -ENOSPC : res;
+			}
+		}
+	}
+	if (ftruncate(fd, size) < 0) {
+		res = -errno;
+		fs_data_undo(fs, in, undo, 0);
+		goto out;
+	}
+	if (size <= old)
+		data_release_from(fs, in, fd, rsv_page_up(size));
+	in->size = size;
+	in->attr_dirty = true;
+	res = 0;
+out:
+	if (undo)
+		g_array_free(undo, TRUE);
+	return res;
+}
+
+/* Zero [off, end) in the backing file keeping its blocks allocated. */
+static int data_zero_keep(int fd, uint64_t off, uint64_t end)
+{
+	if (off >= end)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, end - off) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	/* no ZERO_RANGE (tmpfs): punch, then allocate the whole pages again */
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, end - off) < 0)
+		return -errno;
+	return data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, rsv_page_down(off), rsv_page_up(end));
+}
+
+static int data_punch(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t end)
+{
+	uint64_t size = in->size, keep_end, pfirst, plast, n;
+	int res;
+
+	/* eof mode keeps every page below EOF reserved: zero those bytes */
+	keep_end = fs->ledger.mode == RSV_MODE_EOF ? MIN(end, MAX(off, size)) : off;
+	if ((res = data_zero_keep(fd, off, keep_end)) < 0)
+		return res;
+	if (keep_end >= end)
+		goto out;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, keep_end,
+		      end - keep_end) < 0)
+		return -errno;
+	/* the pages wholly inside the punched part are free again; in eof
+	 * mode that part lies past EOF and its last page is not partial */
+	pfirst = rsv_page_up(keep_end);
+	if (fs->ledger.mode == RSV_MODE_EOF)
+		pfirst = MAX(pfirst, rsv_page_up(size));
+	plast = end >= size && fs->ledger.mode == RSV_MODE_EOF ? rsv_page_up(end) : rsv_page_down(end);
+	if (end >= size && fs->ledger.mode == RSV_MODE_WRITE && end % RSV_PAGE_SIZE &&
+	    rsv_page_down(end) >= rsv_page_up(size))
+		plast = rsv_page_up(end);	/* the tail page lies wholly past EOF */
+	if (pfirst < plast) {
+		n = rsv_map_remove(&in->rsv, pfirst, plast);
+		rsv_release(&fs->ledger, n);
+		/* the whole pages go, also any partial-page remainder past EOF */
+		data_punch_pages(fd, pfirst, plast);
+	}
+out:
+	cache_file_drop(fs->cache, &in->cf, rsv_page_up(off), rsv_page_down(end));
+	in->attr_dirty = true;
+	return 0;
+}
+
+int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
+		      uint64_t len)
+{
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	uint64_t end, from, last, missing;
+	GArray *undo;
+	int res;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))
+		return -EOPNOTSUPP;
+	if (len == 0)
+		return -EINVAL;
+	if (off > fs->max_file_size || len > fs->max_file_size - off)
+		return -EFBIG;
+	end = off + len;
+	if ((res = fs_inode_load_rsv(fs, in)) < 0)
+		return res;
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		return data_punch(fs, in, fd, off, end);
+
+	/* mode 0, KEEP_SIZE, ZERO_RANGE: the range ends up allocated (like a
+	 * kernel filesystem's unwritten extents), so later writes into it
+	 * cannot meet ENOSPC.  All or nothing. */
+	from = rsv_page_down(off);
+	last = rsv_page_up(end);
+	if (!keep && end > in->size && fs->ledger.mode == RSV_MODE_EOF)
+		from = MIN(from, rsv_page_up(in->size));
+	missing = rsv_map_count_missing(&in->rsv, from, last);
+	undo = g_array_new(FALSE, FALSE, sizeof(struct data_range));
+	if (missing) {
+		if (rsv_charge(&fs->ledger, missing) < 0) {
+			g_array_free(undo, TRUE);
+			rsv_count_enospc(&fs->ledger, RSV_EV_FALLOCATE);
+			return -ENOSPC;
+		}
+		rsv_map_foreach_missing(&in->rsv, from, last, data_collect, undo);
+		res = data_reserve_ranges(fs, in, fd, undo, 0, 0);
+		if (res < 0) {
+			g_array_free(undo, TRUE);
+			rsv_count_enospc(&fs->ledger, RSV_EV_FALLOCATE);
+			return res == -EDQUOT ? -ENOSPC : res;
+		}
+	}
+	if (mode & FALLOC_FL_ZERO_RANGE) {
+		res = data_zero_keep(fd, off, keep ? MIN(end, MAX(off, in->size)) : end);
+		cache_file_drop(fs->cache, &in->cf, rsv_page_up(off), rsv_page_down(end));
+	}
+	if (res == 0 && !keep && end > in->size) {
+		if (ftruncate(fd, end) < 0)
+			res = -errno;
+		else
+			in->size = end;
+	}
+	if (res < 0)
+		fs_data_undo(fs, in, undo, 0);
+	g_array_free(undo, TRUE);
+	in->attr_dirty = true;
+	return res;
+}

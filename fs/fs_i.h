@@ -1,0 +1,201 @@
+/* fs/ internals shared by the files of fs/.
+ *
+ * Lock order (outermost first):
+ *   inode->lock (at most one per thread, except rename/link which lock by
+ *     ascending inode number)  ->  fs->db_lock  ->  fs->itable_lock
+ *   cache/ and reserve/ locks are leaves below all of these.
+ * No lock is held across fuse_reply_*.
+ */
+#ifndef FS_I_H
+#define FS_I_H
+
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <inttypes.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "cache.h"
+#include "fs.h"
+#include "reserve.h"
+
+#define FS_FORMAT_VERSION 1
+#define FS_NAME_MAX 255
+#define FS_ROOT_INO 1
+#define FS_MAX_FILE_SIZE ((uint64_t)1 << 52)	/* 4 PiB, well inside ext4/xfs limits? no: clamped to the backing fs at mount */
+
+/* Options that live in the store (set at mkfs, overridable at mount). */
+struct fs_params {
+	uint64_t size_pages;
+	uint64_t nr_inodes;
+	enum rsv_mode mode;
+};
+
+/* Mount options of ours (the rest goes to libfuse). */
+struct fs_opts {
+	char *size;		/* raw strings, parsed against the backing fs */
+	char *nr_inodes;
+	char *reserve;
+	char *dirty_limit;
+	char *dirty_expire;
+	char *mmap_dirty_max;
+	int foreground;
+	int debug;
+	int ro;
+};
+
+struct fs_inode {
+	fuse_ino_t ino;			/* immutable */
+	uint64_t gen;			/* immutable */
+
+	/* fs->itable_lock: */
+	uint64_t nlookup;		/* kernel references */
+	uint32_t nref;			/* in-flight operations */
+	uint32_t nopen;			/* open file handles */
+
+	GMutex lock;			/* protects everything below */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint32_t nlink;
+	dev_t rdev;
+	uint64_t size;			/* regular files: the backing file's size */
+	int64_t atime, mtime, ctime, btime;	/* ns since the epoch */
+	fuse_ino_t parent;		/* directories: the one parent */
+	bool attr_dirty;		/* times/size/rsv not yet in SQLite */
+	bool deleted;			/* nlink 0 and data freed */
+	int fd;				/* backing file while nopen > 0 or busy, else -1 */
+	bool rsv_loaded;		/* rsv reflects the backing file */
+	uint64_t rsv_pages_db;		/* reserved pages as last stored */
+	struct rsv_map rsv;		/* reserved pages (regular files) */
+	struct cache_file cf;		/* dirty pages (regular files) */
+};
+
+struct fs {
+	char *store;			/* immutable: absolute store path */
+	char *mountpoint;		/* immutable */
+	int data_fd;			/* immutable: STORE/data */
+	int lock_fd;			/* immutable: flock on STORE/lock */
+	bool ro;			/* immutable */
+	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
+	uint64_t max_file_size;		/* immutable */
+	uid_t owner_uid;		/* immutable: who mounted */
+	double attr_timeout;		/* immutable */
+	struct fs_params params;	/* db_lock (size/nr_inodes change at runtime) */
+	struct rsv_ledger ledger;	/* lock-free */
+	struct cache *cache;		/* own locking */
+	uint64_t mmap_dirty_max;	/* immutable */
+	uint64_t writeback_failures;	/* atomic: write-mode mmap writebacks refused */
+	uint64_t generation;		/* immutable: this mount's generation */
+
+	GMutex db_lock;
+	sqlite3 *db;			/* db_lock */
+
+	GMutex itable_lock;
+	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */
+};
+
+extern struct fs *fs_global;
+
+/* ---- meta.c: the SQLite store -------------------------------------- */
+int fs_meta_open(struct fs *fs, bool create);
+void fs_meta_close(struct fs *fs);
+int fs_meta_begin(struct fs *fs);		/* takes db_lock */
+int fs_meta_commit(struct fs *fs, int res);	/* commits if res == 0, else rolls back; drops db_lock; returns res */
+int fs_meta_finish(struct fs *fs, int res);	/* the same, keeping db_lock */
+int fs_meta_exec(struct fs *fs, const char *sql);	/* db_lock held */
+int fs_meta_sync(struct fs *fs);		/* durable commit of everything so far */
+int fs_meta_get_super(struct fs *fs, const char *key, char **val);
+int fs_meta_set_super(struct fs *fs, const char *key, const char *val);
+/* inodes: all need db_lock held */
+int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in);
+int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link);
+int fs_meta_store_inode(struct fs *fs, struct fs_inode *in);
+int fs_meta_delete_inode(struct fs *fs, fuse_ino_t ino);
+int fs_meta_read_link(struct fs *fs, fuse_ino_t ino, char **target);
+/* dentries */
+int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino);
+int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+int fs_meta_unlink(struct fs *fs, fuse_ino_t parent, const char *name);
+int fs_meta_relink(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+int fs_meta_move(struct fs *fs, fuse_ino_t parent, const char *name,
+		 fuse_ino_t newparent, const char *newname);
+int fs_meta_dir_empty(struct fs *fs, fuse_ino_t ino);	/* 1 empty, 0 not, <0 error */
+struct fs_dirent {
+	int64_t off;
+	fuse_ino_t ino;
+	mode_t mode;
+	char name[FS_NAME_MAX + 1];
+};
+/* Up to @max entries after @off; returns the count or -errno. */
+int fs_meta_readdir(struct fs *fs, fuse_ino_t dir, int64_t off, struct fs_dirent *ents, int max);
+/* xattrs */
+int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val, size_t *len);
+int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
+		     size_t len, int flags);
+int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out);
+int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name);
+int fs_meta_copy_xattr(struct fs *fs, fuse_ino_t from, const char *name,
+		       fuse_ino_t to, const char *newname);
+/* counts for mount */
+int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
+
+/* ---- store.c: store layout, mkfs, recovery ------------------------- */
+int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
+void fs_store_close(struct fs *fs);
+int fs_store_load_params(struct fs *fs, struct fs_params *p);
+int fs_store_save_params(struct fs *fs, const struct fs_params *p);
+void fs_backing_name(fuse_ino_t ino, char *buf, size_t len);
+int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags);
+int fs_backing_unlink(struct fs *fs, fuse_ino_t ino);
+/* Reserved pages of a backing file, from its allocation map. */
+int fs_backing_scan(int fd, struct rsv_map *map);
+int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems);
+int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve,
+		    const char *store, struct fs_params *p);
+
+/* ---- inode.c: the in-memory inode table ---------------------------- */
+int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out);
+struct fs_inode *fs_inode_alloc(void);
+void fs_inode_free(struct fs_inode *in);
+/* A new inode just committed (db_lock held): into the table with nref 1. */
+void fs_inode_insert(struct fs *fs, struct fs_inode *in);
+/* Frees the data of @in if it is unlinked and nobody has it open. */
+void fs_inode_maybe_free_data(struct fs *fs, struct fs_inode *in);
+void fs_inode_put(struct fs *fs, struct fs_inode *in);
+struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in);
+void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *in);
+void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+int fs_inode_open(struct fs *fs, struct fs_inode *in);	/* nopen++, backing fd */
+void fs_inode_release(struct fs *fs, struct fs_inode *in);
+void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st);
+void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e);
+int64_t fs_now(void);
+void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
+int fs_inode_free_data(struct fs *fs, struct fs_inode *in);
+void fs_inode_destroy_all(struct fs *fs);
+int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
+/* A temporary backing fd for an inode with no open handle; in->lock held. */
+int fs_inode_fd(struct fs *fs, struct fs_inode *in, bool *temp);
+
+/* ---- data.c: reservation-aware data operations (in->lock held) ------ */
+ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,
+			      uint64_t len, bool writeback, GArray **undo);
+void fs_data_undo(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t from_page);
+int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size);
+int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
+		      uint64_t len);
+void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len);
+
+/* ---- ops: fuse_lowlevel_ops tables -------------------------------- */
+void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);
+void fs_ops_file_init(struct fuse_lowlevel_ops *ops);
+void fs_ops_attr_init(struct fuse_lowlevel_ops *ops);
+int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out);	/* -ENODATA if not ours */
+int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char *val, size_t len);
+void fs_stat_json(struct fs *fs, GString *out);
+
+#endif /* FS_I_H */

@@ -1,0 +1,391 @@
+/* fs/inode.c — the in-memory inode table: lookup counts (nlookup), open
+ * counts (nopen) and in-flight references (nref), kept apart as in
+ * passthrough_hp.  An inode leaves memory when all three are zero; an
+ * unlinked one then leaves the store too. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+int64_t fs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime)
+{
+	int64_t now = fs_now();
+
+	if (atime)
+		in->atime = now;
+	if (mtime)
+		in->mtime = now;
+	if (ctime)
+		in->ctime = now;
+}
+
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st)
+{
+	uint64_t rsv = in->rsv_loaded ? rsv_map_pages(&in->rsv) : in->rsv_pages_db;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = in->size;
+	st->st_blksize = RSV_PAGE_SIZE;
+	st->st_blocks = S_ISREG(in->mode) ? rsv << (RSV_PAGE_SHIFT - 9) : 0;
+	if (S_ISDIR(in->mode))
+		st->st_blocks = 8;
+	ns_to_ts(in->atime, &st->st_atim);
+	ns_to_ts(in->mtime, &st->st_mtim);
+	ns_to_ts(in->ctime, &st->st_ctim);
+}
+
+void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = in->ino;
+	e->generation = in->gen;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->attr_timeout;
+	fs_inode_fill_stat(fs, in, &e->attr);
+}
+
+struct fs_inode *fs_inode_alloc(void)
+{
+	struct fs_inode *in = g_new0(struct fs_inode, 1);
+
+	g_mutex_init(&in->lock);
+	in->fd = -1;
+	rsv_map_init(&in->rsv);
+	return in;
+}
+
+void fs_inode_free(struct fs_inode *in)
+{
+	rsv_map_clear(&in->rsv);
+	rsv_map_clear(&in->cf.dirty);
+	g_mutex_clear(&in->lock);
+	g_free(in);
+}
+
+int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out)
+{
+	struct fs_inode *in, *other;
+	int res;
+
+	g_mutex_lock(&fs->itable_lock);
+	in = g_hash_table_lookup(fs->itable, &ino);
+	if (in) {
+		in->nref++;
+		g_mutex_unlock(&fs->itable_lock);
+		*out = in;
+		return 0;
+	}
+	g_mutex_unlock(&fs->itable_lock);
+
+	in = fs_inode_alloc();
+	g_mutex_lock(&fs->db_lock);
+	res = fs_meta_load_inode(fs, ino, in);
+	/* Insert while still holding db_lock: an eviction of the same inode
+	 * stores it under db_lock before it leaves the table, so we can never
+	 * load a row older than a copy still in memory. */
+	if (res == 0) {
+		g_mutex_lock(&fs->itable_lock);
+		other = g_hash_table_lookup(fs->itable, &ino);
+		if (other) {
+			other->nref++;
+			g_mutex_unlock(&fs->itable_lock);
+			g_mutex_unlock(&fs->db_lock);
+			fs_inode_free(in);
+			*out = other;
+			return 0;
+		}
+		if (S_ISREG(in->mode))
+			cache_file_init(&in->cf, ino);
+		in->nref = 1;
+		g_hash_table_insert(fs->itable, &in->ino, in);
+		g_mutex_unlock(&fs->itable_lock);
+	}
+	g_mutex_unlock(&fs->db_lock);
+	if (res < 0) {
+		fs_inode_free(in);
+		/* a nodeid the kernel (or a file handle) names that is gone */
+		return res == -ENOENT ? -ESTALE : res;
+	}
+	*out = in;
+	return 0;
+}
+
+void fs_inode_insert(struct fs *fs, struct fs_inode *in)
+{
+	if (S_ISREG(in->mode))
+		cache_file_init(&in->cf, in->ino);
+	g_mutex_lock(&fs->itable_lock);
+	in->nref = 1;
+	g_hash_table_insert(fs->itable, &in->ino, in);
+	g_mutex_unlock(&fs->itable_lock);
+}
+
+void fs_inode_maybe_free_data(struct fs *fs, struct fs_inode *in)
+{
+	bool unused;
+
+	g_mutex_lock(&in->lock);
+	g_mutex_lock(&fs->itable_lock);
+	unused = in->nopen == 0;
+	g_mutex_unlock(&fs->itable_lock);
+	if (unused && in->nlink == 0)
+		fs_inode_free_data(fs, in);
+	g_mutex_unlock(&in->lock);
+}
+
+struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in)
+{
+	g_mutex_lock(&fs->itable_lock);
+	in->nref++;
+	g_mutex_unlock(&fs->itable_lock);
+	return in;
+}
+
+/* Releases the data of an inode whose last link is gone and that nobody has
+ * open: the backing file goes, and with it the reservation.  in->lock held. */
+int fs_inode_free_data(struct fs *fs, struct fs_inode *in)
+{
+	if (in->deleted || in->nlink > 0)
+		return 0;
+	in->deleted = true;
+	if (S_ISREG(in->mode)) {
+		if (in->fd >= 0) {
+			cache_file_finish(fs->cache, &in->cf, -1);
+			close(in->fd);
+			in->fd = -1;
+		}
+		fs_backing_unlink(fs, in->ino);
+		if (in->rsv_loaded)
+			rsv_release(&fs->ledger, rsv_map_pages(&in->rsv));
+		else
+			rsv_release(&fs->ledger, in->rsv_pages_db);
+		rsv_map_clear(&in->rsv);
+		in->rsv_loaded = true;
+	}
+	rsv_inode_put(&fs->ledger);
+	return 0;
+}
+
+/* Called with itable_lock held when all counts are zero: take the inode out
+ * of the table.  Its state reaches SQLite before anyone can load it again
+ * (fs_inode_get inserts under db_lock, and we hold db_lock here). */
+static void inode_evict(struct fs *fs, struct fs_inode *in)
+{
+	/* Taking in->lock last is safe here: with every count at zero no
+	 * other thread holds a reference, so none can hold or want the lock. */
+	g_hash_table_remove(fs->itable, &in->ino);
+	g_mutex_lock(&in->lock);
+	if (in->nlink == 0) {
+		fs_inode_free_data(fs, in);
+		if (!fs->ro)
+			fs_meta_delete_inode(fs, in->ino);
+	} else {
+		if (in->attr_dirty && !fs->ro)
+			fs_meta_store_inode(fs, in);
+		if (in->fd >= 0) {
+			cache_file_finish(fs->cache, &in->cf, in->fd);
+			close(in->fd);
+			in->fd = -1;
+		}
+	}
+	g_mutex_unlock(&in->lock);
+}
+
+static void inode_maybe_evict(struct fs *fs, struct fs_inode *in)
+{
+	/* lock order: db_lock before itable_lock */
+	g_mutex_lock(&fs->db_lock);
+	g_mutex_lock(&fs->itable_lock);
+	if (in->nref == 0 && in->nlookup == 0 && in->nopen == 0 &&
+	    g_hash_table_lookup(fs->itable, &in->ino) == in) {
+		inode_evict(fs, in);
+		g_mutex_unlock(&fs->itable_lock);
+		g_mutex_unlock(&fs->db_lock);
+		fs_inode_free(in);
+		return;
+	}
+	g_mutex_unlock(&fs->itable_lock);
+	g_mutex_unlock(&fs->db_lock);
+}
+
+static bool inode_unused(struct fs_inode *in)
+{
+	return in->nref == 0 && in->nlookup == 0 && in->nopen == 0;
+}
+
+void fs_inode_put(struct fs *fs, struct fs_inode *in)
+{
+	bool evict;
+
+	if (!in)
+		return;
+	g_mutex_lock(&fs->itable_lock);
+	g_assert(in->nref > 0);
+	in->nref--;
+	evict = inode_unused(in);
+	g_mutex_unlock(&fs->itable_lock);
+	if (evict)
+		inode_maybe_evict(fs, in);
+}
+
+void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *in)
+{
+	g_mutex_lock(&fs->itable_lock);
+	in->nlookup++;
+	g_mutex_unlock(&fs->itable_lock);
+}
+
+void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
+{
+	struct fs_inode *in;
+	bool evict = false;
+
+	g_mutex_lock(&fs->itable_lock);
+	in = g_hash_table_lookup(fs->itable, &ino);
+	if (in) {
+		g_assert(in->nlookup >= n);
+		in->nlookup -= n;
+		evict = inode_unused(in);
+	}
+	g_mutex_unlock(&fs->itable_lock);
+	if (evict)
+		inode_maybe_evict(fs, in);
+}
+
+int fs_inode_open(struct fs *fs, struct fs_inode *in)
+{
+	int res = 0;
+
+	g_mutex_lock(&in->lock);
+	if (in->deleted) {
+		res = -ENOENT;
+	} else if (S_ISREG(in->mode) && in->fd < 0) {
+		in->fd = fs_backing_open(fs, in->ino, fs->ro ? O_RDONLY : O_RDWR);
+		if (in->fd < 0)
+			res = in->fd;
+	}
+	if (res == 0) {
+		g_mutex_lock(&fs->itable_lock);
+		in->nopen++;
+		g_mutex_unlock(&fs->itable_lock);
+	}
+	g_mutex_unlock(&in->lock);
+	return res;
+}
+
+void fs_inode_release(struct fs *fs, struct fs_inode *in)
+{
+	bool last;
+
+	g_mutex_lock(&in->lock);
+	g_mutex_lock(&fs->itable_lock);
+	g_assert(in->nopen > 0);
+	last = --in->nopen == 0;
+	g_mutex_unlock(&fs->itable_lock);
+	if (last) {
+		if (in->nlink == 0) {
+			/* the last close of an unlinked file frees its space now,
+			 * whatever the kernel still holds a lookup on */
+			fs_inode_free_data(fs, in);
+		} else if (in->fd >= 0) {
+			if (in->attr_dirty && !fs->ro) {
+				g_mutex_lock(&fs->db_lock);
+				fs_meta_store_inode(fs, in);
+				g_mutex_unlock(&fs->db_lock);
+			}
+			cache_file_finish(fs->cache, &in->cf, in->fd);
+			close(in->fd);
+			in->fd = -1;
+		}
+	}
+	g_mutex_unlock(&in->lock);
+}
+
+int fs_inode_fd(struct fs *fs, struct fs_inode *in, bool *temp)
+{
+	*temp = false;
+	if (in->fd >= 0)
+		return in->fd;
+	if (in->deleted)
+		return -ENOENT;
+	*temp = true;
+	return fs_backing_open(fs, in->ino, fs->ro ? O_RDONLY : O_RDWR);
+}
+
+int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in)
+{
+	bool temp;
+	int fd, res;
+	uint64_t pages;
+
+	if (in->rsv_loaded || !S_ISREG(in->mode))
+		return 0;
+	fd = fs_inode_fd(fs, in, &temp);
+	if (fd < 0)
+		return fd;
+	res = fs_backing_scan(fd, &in->rsv);
+	if (temp)
+		close(fd);
+	if (res < 0)
+		return res;
+	/* The ledger was charged with what SQLite said at mount; the backing
+	 * file's allocation is the truth. */
+	pages = rsv_map_pages(&in->rsv);
+	if (pages > in->rsv_pages_db)
+		rsv_charge_force(&fs->ledger, pages - in->rsv_pages_db);
+	else if (pages < in->rsv_pages_db)
+		rsv_release(&fs->ledger, in->rsv_pages_db - pages);
+	if (pages != in->rsv_pages_db)
+		in->attr_dirty = true;
+	in->rsv_loaded = true;
+	return 0;
+}
+
+void fs_inode_destroy_all(struct fs *fs)
+{
+	GList *all, *l;
+
+	g_mutex_lock(&fs->db_lock);
+	fs_meta_exec(fs, "BEGIN");
+	g_mutex_lock(&fs->itable_lock);
+	all = g_hash_table_get_values(fs->itable);
+	for (l = all; l; l = l->next) {
+		struct fs_inode *in = l->data;
+
+		in->nlookup = in->nopen = in->nref = 0;
+		inode_evict(fs, in);
+		fs_inode_free(in);
+	}
+	g_list_free(all);
+	g_mutex_unlock(&fs->itable_lock);
+	fs_meta_exec(fs, "COMMIT");
+	g_mutex_unlock(&fs->db_lock);
+}

@@ -1,0 +1,565 @@
+/* fs/meta.c — the SQLite half of the store: superblock, inodes, dentries,
+ * xattrs.  One connection, serialised by fs->db_lock; statements are
+ * prepared once and cached by the address of their SQL text. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "fs_i.h"
+
+static GHashTable *meta_stmts;	/* db_lock: const char *sql -> sqlite3_stmt */
+
+static const char meta_schema[] =
+	"CREATE TABLE super(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" gen INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL, btime INTEGER NOT NULL, parent INTEGER NOT NULL,"
+	" rsv_pages INTEGER NOT NULL DEFAULT 0, link BLOB);"
+	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
+	"CREATE INDEX dentries_parent ON dentries(parent);"
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL,"
+	" value BLOB NOT NULL, PRIMARY KEY(ino, name)) WITHOUT ROWID;";
+
+static void meta_finalize(gpointer st)
+{
+	sqlite3_finalize(st);
+}
+
+static int meta_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static int meta_fail(struct fs *fs, int rc, const char *what)
+{
+	if ((rc & 0xff) != SQLITE_CONSTRAINT)
+		g_warning("sqlite: %s: %s", what, sqlite3_errmsg(fs->db));
+	return meta_errno(rc);
+}
+
+static sqlite3_stmt *meta_stmt(struct fs *fs, const char *sql)
+{
+	sqlite3_stmt *st = g_hash_table_lookup(meta_stmts, sql);
+
+	if (!st) {
+		int rc = sqlite3_prepare_v3(fs->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK) {
+			g_warning("sqlite: prepare %s: %s", sql, sqlite3_errmsg(fs->db));
+			return NULL;
+		}
+		g_hash_table_insert(meta_stmts, (gpointer)sql, st);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Runs a statement to completion; 0 or -errno. */
+static int meta_step_done(struct fs *fs, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return meta_fail(fs, rc, sqlite3_sql(st));
+	return 0;
+}
+
+static void meta_bind_name(sqlite3_stmt *st, int i, const char *name)
+{
+	sqlite3_bind_blob(st, i, name, strlen(name), SQLITE_STATIC);
+}
+
+int fs_meta_exec(struct fs *fs, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(fs->db, sql, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK) {
+		g_warning("sqlite: %s: %s", sql, err ? err : sqlite3_errstr(rc));
+		sqlite3_free(err);
+		return meta_errno(rc);
+	}
+	return 0;
+}
+
+int fs_meta_open(struct fs *fs, bool create)
+{
+	char *path = g_build_filename(fs->store, "meta.db", NULL);
+	int flags = fs->ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	int rc;
+
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &fs->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	g_free(path);
+	if (rc != SQLITE_OK) {
+		int res = meta_errno(rc);
+		sqlite3_close(fs->db);
+		fs->db = NULL;
+		return res ? res : -EIO;
+	}
+	meta_stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, meta_finalize);
+	sqlite3_busy_timeout(fs->db, 5000);
+	if (!fs->ro && (rc = fs_meta_exec(fs, "PRAGMA journal_mode=WAL")) < 0)
+		return rc;
+	if ((rc = fs_meta_exec(fs, "PRAGMA synchronous=NORMAL")) < 0 ||
+	    (rc = fs_meta_exec(fs, "PRAGMA cache_size=-16384")) < 0)
+		return rc;
+	if (create)
+		return fs_meta_exec(fs, meta_schema);
+	return 0;
+}
+
+void fs_meta_close(struct fs *fs)
+{
+	if (meta_stmts) {
+		g_hash_table_destroy(meta_stmts);
+		meta_stmts = NULL;
+	}
+	if (fs->db) {
+		sqlite3_close(fs->db);
+		fs->db = NULL;
+	}
+}
+
+int fs_meta_begin(struct fs *fs)
+{
+	int res;
+
+	g_mutex_lock(&fs->db_lock);
+	res = fs_meta_exec(fs, "BEGIN");
+	if (res < 0)
+		g_mutex_unlock(&fs->db_lock);
+	return res;
+}
+
+int fs_meta_finish(struct fs *fs, int res)
+{
+	if (res == 0)
+		res = fs_meta_exec(fs, "COMMIT");
+	if (res != 0 && !sqlite3_get_autocommit(fs->db))
+		fs_meta_exec(fs, "ROLLBACK");
+	return res;
+}
+
+int fs_meta_commit(struct fs *fs, int res)
+{
+	res = fs_meta_finish(fs, res);
+	g_mutex_unlock(&fs->db_lock);
+	return res;
+}
+
+/* A commit with synchronous=FULL syncs the WAL, and with it every commit
+ * before it: that is what fsync needs from the metadata side. */
+int fs_meta_sync(struct fs *fs)
+{
+	int res;
+
+	if (fs->ro)
+		return 0;
+	g_mutex_lock(&fs->db_lock);
+	res = fs_meta_exec(fs, "PRAGMA synchronous=FULL");
+	if (res == 0)
+		res = fs_meta_exec(fs, "UPDATE super SET value = value + 1 WHERE key = 'syncs'");
+	fs_meta_exec(fs, "PRAGMA synchronous=NORMAL");
+	g_mutex_unlock(&fs->db_lock);
+	return res;
+}
+
+int fs_meta_get_super(struct fs *fs, const char *key, char **val)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT value FROM super WHERE key = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*val = g_strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "super");
+}
+
+int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "INSERT OR REPLACE INTO super(key, value) VALUES(?, ?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
+{
+	sqlite3_stmt *st = meta_stmt(fs,
+		"SELECT gen, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime,"
+		" btime, parent, rsv_pages FROM inodes WHERE ino = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "load inode");
+	}
+	in->ino = ino;
+	in->gen = sqlite3_column_int64(st, 0);
+	in->mode = sqlite3_column_int64(st, 1);
+	in->uid = sqlite3_column_int64(st, 2);
+	in->gid = sqlite3_column_int64(st, 3);
+	in->nlink = sqlite3_column_int64(st, 4);
+	in->rdev = sqlite3_column_int64(st, 5);
+	in->size = sqlite3_column_int64(st, 6);
+	in->atime = sqlite3_column_int64(st, 7);
+	in->mtime = sqlite3_column_int64(st, 8);
+	in->ctime = sqlite3_column_int64(st, 9);
+	in->btime = sqlite3_column_int64(st, 10);
+	in->parent = sqlite3_column_int64(st, 11);
+	in->rsv_pages_db = sqlite3_column_int64(st, 12);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
+{
+	sqlite3_stmt *st = meta_stmt(fs,
+		"INSERT INTO inodes(gen, mode, uid, gid, nlink, rdev, size, atime, mtime,"
+		" ctime, btime, parent, rsv_pages, link) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0,?)");
+	int res;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, in->gen);
+	sqlite3_bind_int64(st, 2, in->mode);
+	sqlite3_bind_int64(st, 3, in->uid);
+	sqlite3_bind_int64(st, 4, in->gid);
+	sqlite3_bind_int64(st, 5, in->nlink);
+	sqlite3_bind_int64(st, 6, in->rdev);
+	sqlite3_bind_int64(st, 7, in->size);
+	sqlite3_bind_int64(st, 8, in->atime);
+	sqlite3_bind_int64(st, 9, in->mtime);
+	sqlite3_bind_int64(st, 10, in->ctime);
+	sqlite3_bind_int64(st, 11, in->btime);
+	sqlite3_bind_int64(st, 12, in->parent);
+	if (link)
+		sqlite3_bind_blob(st, 13, link, strlen(link), SQLITE_STATIC);
+	res = meta_step_done(fs, st);
+	if (res == 0)
+		in->ino = sqlite3_last_insert_rowid(fs->db);
+	return res;
+}
+
+int fs_meta_store_inode(struct fs *fs, struct fs_inode *in)
+{
+	sqlite3_stmt *st = meta_stmt(fs,
+		"UPDATE inodes SET mode=?, uid=?, gid=?, nlink=?, rdev=?, size=?, atime=?,"
+		" mtime=?, ctime=?, btime=?, parent=?, rsv_pages=? WHERE ino=?");
+	uint64_t rsv = in->rsv_loaded ? rsv_map_pages(&in->rsv) : in->rsv_pages_db;
+	int res;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, in->mode);
+	sqlite3_bind_int64(st, 2, in->uid);
+	sqlite3_bind_int64(st, 3, in->gid);
+	sqlite3_bind_int64(st, 4, in->nlink);
+	sqlite3_bind_int64(st, 5, in->rdev);
+	sqlite3_bind_int64(st, 6, in->size);
+	sqlite3_bind_int64(st, 7, in->atime);
+	sqlite3_bind_int64(st, 8, in->mtime);
+	sqlite3_bind_int64(st, 9, in->ctime);
+	sqlite3_bind_int64(st, 10, in->btime);
+	sqlite3_bind_int64(st, 11, in->parent);
+	sqlite3_bind_int64(st, 12, rsv);
+	sqlite3_bind_int64(st, 13, in->ino);
+	res = meta_step_done(fs, st);
+	if (res == 0) {
+		in->attr_dirty = false;
+		in->rsv_pages_db = rsv;
+	}
+	return res;
+}
+
+int fs_meta_delete_inode(struct fs *fs, fuse_ino_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "DELETE FROM inodes WHERE ino = ?");
+	int res;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	res = meta_step_done(fs, st);
+	if (res)
+		return res;
+	st = meta_stmt(fs, "DELETE FROM xattrs WHERE ino = ?");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_read_link(struct fs *fs, fuse_ino_t ino, char **target)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT link FROM inodes WHERE ino = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		sqlite3_reset(st);
+		return rc == SQLITE_ROW || rc == SQLITE_DONE ? -EINVAL : meta_fail(fs, rc, "readlink");
+	}
+	*target = g_strndup(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+	sqlite3_reset(st);
+	return 0;
+}
+
+int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT ino FROM dentries WHERE parent = ? AND name = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, parent);
+	meta_bind_name(st, 2, name);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ino = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "lookup");
+}
+
+int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "INSERT INTO dentries(parent, name, ino) VALUES(?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, parent);
+	meta_bind_name(st, 2, name);
+	sqlite3_bind_int64(st, 3, ino);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_unlink(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "DELETE FROM dentries WHERE parent = ? AND name = ?");
+	int res;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, parent);
+	meta_bind_name(st, 2, name);
+	res = meta_step_done(fs, st);
+	if (res == 0 && sqlite3_changes(fs->db) == 0)
+		res = -ENOENT;
+	return res;
+}
+
+int fs_meta_relink(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "UPDATE dentries SET ino = ? WHERE parent = ? AND name = ?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	sqlite3_bind_int64(st, 2, parent);
+	meta_bind_name(st, 3, name);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_move(struct fs *fs, fuse_ino_t parent, const char *name,
+		 fuse_ino_t newparent, const char *newname)
+{
+	sqlite3_stmt *st = meta_stmt(fs,
+		"UPDATE dentries SET parent = ?, name = ? WHERE parent = ? AND name = ?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, newparent);
+	meta_bind_name(st, 2, newname);
+	sqlite3_bind_int64(st, 3, parent);
+	meta_bind_name(st, 4, name);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_dir_empty(struct fs *fs, fuse_ino_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT 1 FROM dentries WHERE parent = ? LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : meta_fail(fs, rc, "dir empty");
+}
+
+int fs_meta_readdir(struct fs *fs, fuse_ino_t dir, int64_t off, struct fs_dirent *ents, int max)
+{
+	sqlite3_stmt *st = meta_stmt(fs,
+		"SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
+		" WHERE d.parent = ? AND d.id > ? ORDER BY d.id LIMIT ?");
+	int n = 0, rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, dir);
+	sqlite3_bind_int64(st, 2, off);
+	sqlite3_bind_int(st, 3, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int len = sqlite3_column_bytes(st, 1);
+		ents[n].off = sqlite3_column_int64(st, 0);
+		memcpy(ents[n].name, sqlite3_column_blob(st, 1), MIN(len, FS_NAME_MAX));
+		ents[n].name[MIN(len, FS_NAME_MAX)] = '\0';
+		ents[n].ino = sqlite3_column_int64(st, 2);
+		ents[n].mode = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? n : meta_fail(fs, rc, "readdir");
+}
+
+int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val, size_t *len)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT value FROM xattrs WHERE ino = ? AND name = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	meta_bind_name(st, 2, name);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*len = sqlite3_column_bytes(st, 0);
+		*val = g_memdup2(sqlite3_column_blob(st, 0), *len);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENODATA : meta_fail(fs, rc, "getxattr");
+}
+
+int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
+		     size_t len, int flags)
+{
+	sqlite3_stmt *st;
+	void *old = NULL;
+	size_t oldlen;
+	int exists = fs_meta_getxattr(fs, ino, name, &old, &oldlen);
+
+	g_free(old);
+	if (exists < 0 && exists != -ENODATA)
+		return exists;
+	if ((flags & XATTR_CREATE) && exists == 0)
+		return -EEXIST;
+	if ((flags & XATTR_REPLACE) && exists == -ENODATA)
+		return -ENODATA;
+	st = meta_stmt(fs, "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?,?,?)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	meta_bind_name(st, 2, name);
+	/* a zero-length value must still be a BLOB, not NULL */
+	sqlite3_bind_blob(st, 3, len ? val : "", len, SQLITE_STATIC);
+	return meta_step_done(fs, st);
+}
+
+int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT name FROM xattrs WHERE ino = ? ORDER BY name");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		g_string_append_len(out, sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+		g_string_append_c(out, '\0');
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : meta_fail(fs, rc, "listxattr");
+}
+
+int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?");
+	int res;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	meta_bind_name(st, 2, name);
+	res = meta_step_done(fs, st);
+	if (res == 0 && sqlite3_changes(fs->db) == 0)
+		res = -ENODATA;
+	return res;
+}
+
+int fs_meta_copy_xattr(struct fs *fs, fuse_ino_t from, const char *name,
+		       fuse_ino_t to, const char *newname)
+{
+	void *val;
+	size_t len;
+	int res = fs_meta_getxattr(fs, from, name, &val, &len);
+
+	if (res < 0)
+		return res;
+	res = fs_meta_setxattr(fs, to, newname, val, len, 0);
+	g_free(val);
+	return res;
+}
+
+int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(fs->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return meta_fail(fs, rc, sql);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : meta_fail(fs, rc, sql);
+}

@@ -1,0 +1,427 @@
+/* fs/mount.c — `reservefs STORE MOUNTPOINT [-o opts]`: option parsing, store
+ * opening and recovery, the libfuse session and its teardown. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+struct fs *fs_global;
+
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION };
+
+struct mount_args {
+	struct fs_opts o;
+	char *store;
+	char *mountpoint;
+	int bad;
+};
+
+#define MOPT(t, f) { t, offsetof(struct mount_args, o.f), 0 }
+static const struct fuse_opt mount_opts[] = {
+	MOPT("size=%s", size),
+	MOPT("nr_inodes=%s", nr_inodes),
+	MOPT("reserve=%s", reserve),
+	MOPT("dirty_limit=%s", dirty_limit),
+	MOPT("dirty_expire=%s", dirty_expire),
+	MOPT("mmap_dirty_max=%s", mmap_dirty_max),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	/* writeback caching would let write() succeed before we could say
+	 * ENOSPC: refuse to turn it on */
+	FUSE_OPT_KEY("writeback_cache", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct mount_args *a = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!a->store) {
+			a->store = strdup(arg);
+			return 0;
+		}
+		if (!a->mountpoint) {
+			a->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "reservefs: unexpected argument '%s'\n", arg);
+		a->bad = 1;
+		return -1;
+	case KEY_FOREGROUND:
+		a->o.foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		a->o.debug = a->o.foreground = 1;
+		return 1;
+	case KEY_RO:
+		a->o.ro = 1;
+		return 1;
+	case KEY_HELP:
+		printf("usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
+		       "  -o size=SIZE         capacity (k/m/g/t suffix or N%% of the backing fs)\n"
+		       "  -o nr_inodes=N       inode limit\n"
+		       "  -o reserve=eof|write reservation mode (default: the store's)\n"
+		       "  -o dirty_limit=SIZE  per-file unsynced data (default 8M, 0 = unlimited)\n"
+		       "  -o dirty_expire=SECS background writeback age (default 30)\n"
+		       "  -o mmap_dirty_max=SIZE kernel dirty pages for this mount (default 64M)\n"
+		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n");
+		exit(0);
+	case KEY_VERSION:
+		printf("reservefs %s\n", RESERVEFS_VERSION);
+		exit(0);
+	}
+	return 1;
+}
+
+/* "30", "30s", "500ms", "0" */
+static int parse_seconds_ms(const char *s, uint64_t *ms)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (strcmp(end, "ms") == 0)
+		*ms = v;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		*ms = v * 1000;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_bytes(const char *s, const char *opt, uint64_t *bytes)
+{
+	uint64_t pages;
+
+	if (strcmp(s, "0") == 0 || strcmp(s, "unlimited") == 0) {
+		*bytes = 0;
+		return 0;
+	}
+	if (strchr(s, '%') || rsv_parse_size(s, 0, &pages) < 0) {
+		fprintf(stderr, "reservefs: bad value for option %s=%s "
+			"(bytes with k/m/g suffix, or 0)\n", opt, s);
+		return -EINVAL;
+	}
+	*bytes = pages << RSV_PAGE_SHIFT;
+	return 0;
+}
+
+static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+			gpointer data)
+{
+	const struct fs_opts *o = data;
+	const char *what = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? "ERROR" :
+			   (level & G_LOG_LEVEL_WARNING) ? "warning" : "info";
+
+	if (level & G_LOG_LEVEL_DEBUG)
+		return;
+	if (o->foreground)
+		fprintf(stderr, "reservefs: %s: %s\n", what, msg);
+	else
+		syslog(level & G_LOG_LEVEL_WARNING ? LOG_WARNING : LOG_ERR, "%s", msg);
+}
+
+static void mount_init(void *userdata, struct fuse_conn_info *conn)
+{
+	const unsigned want = FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_POSIX_ACL |
+		FUSE_CAP_DONT_MASK | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+		FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS;
+
+	conn->want |= want & conn->capable;
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_AUTO_INVAL_DATA |
+			FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC);
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+	conn->time_gran = 1;
+}
+
+/* Bounds the kernel's dirty pages of this mount (its mmap side): the
+ * connection's bdi gets max_bytes and strict_limit.  Runs once, off the
+ * session threads, because stat() of the mountpoint is served by them. */
+static gpointer mount_bdi_thread(gpointer data)
+{
+	struct fs *fs = data;
+	struct stat st;
+	char path[128], val[32];
+	int fd, ok = 1;
+
+	if (fs->mmap_dirty_max == 0 || stat(fs->mountpoint, &st) < 0)
+		return NULL;
+	snprintf(val, sizeof(val), "%" PRIu64, fs->mmap_dirty_max);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) < 0)
+		ok = 0;
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) < 0)
+		ok = 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		g_message("cannot bound the kernel's dirty pages for this mount "
+			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
+			  major(st.st_dev), minor(st.st_dev), strerror(errno));
+	return NULL;
+}
+
+static void mount_writeback(uint64_t key, void *ctx)
+{
+	struct fs *fs = ctx;
+	struct fs_inode *in;
+
+	g_mutex_lock(&fs->itable_lock);
+	in = g_hash_table_lookup(fs->itable, &key);
+	if (in)
+		in->nref++;
+	g_mutex_unlock(&fs->itable_lock);
+	if (!in)
+		return;
+	g_mutex_lock(&in->lock);
+	cache_file_expire(fs->cache, &in->cf, in->fd);
+	g_mutex_unlock(&in->lock);
+	fs_inode_put(fs, in);
+}
+
+static const struct cache_ops mount_cache_ops = { .writeback = mount_writeback };
+
+static uint64_t mount_max_file_size(int fd)
+{
+	struct statfs sf;
+
+	/* ext4 with 4 KiB blocks stops at 16 TiB; others go to the VFS limit */
+	if (fstatfs(fd, &sf) == 0 && sf.f_type == 0xEF53)
+		return ((uint64_t)1 << 44) - RSV_PAGE_SIZE;
+	return (uint64_t)INT64_MAX & ~(uint64_t)(RSV_PAGE_SIZE - 1);
+}
+
+/* Charges the ledger with what the store holds: from the per-inode records
+ * after a clean unmount, or re-derived from the backing files otherwise. */
+static int mount_load_ledger(struct fs *fs, bool clean)
+{
+	uint64_t pages = 0, inodes = 0;
+	int problems = 0, res;
+
+	if (clean) {
+		if ((res = fs_meta_count(fs, "SELECT COALESCE(SUM(rsv_pages), 0) FROM inodes",
+					 &pages)) < 0 ||
+		    (res = fs_meta_count(fs, "SELECT COUNT(*) FROM inodes", &inodes)) < 0)
+			return res;
+		rsv_charge_force(&fs->ledger, pages);
+		for (uint64_t i = 0; i < inodes; i++)
+			rsv_inode_get_force(&fs->ledger);
+		return 0;
+	}
+	res = fs_recover(fs, false, false, NULL, &problems);
+	if (res == 0)
+		g_message("%s: recovered after an unclean shutdown (%d repairs)", fs->store,
+			  problems);
+	return res;
+}
+
+static int mount_set_super_u64(struct fs *fs, const char *key, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return fs_meta_set_super(fs, key, buf);
+}
+
+int fs_main_mount(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_lowlevel_ops ops;
+	struct mount_args a;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *cfg;
+	struct cache_params cp = { 8 << 20, 30000 };
+	struct fs *fs;
+	char *v = NULL, *extra, *fsname;
+	bool clean, switched = false;
+	enum rsv_mode stored_mode;
+	int res, ret = 1;
+
+	memset(&a, 0, sizeof(a));
+	if (fuse_opt_parse(&args, &a, mount_opts, mount_opt_proc) < 0 || a.bad)
+		return 2;
+	if (!a.store || !a.mountpoint) {
+		fprintf(stderr, "reservefs: usage: reservefs STORE MOUNTPOINT [-o options]\n");
+		return 2;
+	}
+	fs = fs_global = g_new0(struct fs, 1);
+	g_mutex_init(&fs->db_lock);
+	g_mutex_init(&fs->itable_lock);
+	fs->itable = g_hash_table_new(g_int64_hash, g_int64_equal);
+	fs->mountpoint = realpath(a.mountpoint, NULL);
+	fs->attr_timeout = 86400.0;
+	fs->owner_uid = getuid();
+	fs->mmap_dirty_max = 64 << 20;
+	g_log_set_default_handler(log_handler, &a.o);
+	if (!fs->mountpoint) {
+		fprintf(stderr, "reservefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));
+		return 1;
+	}
+	if ((a.o.dirty_limit && parse_bytes(a.o.dirty_limit, "dirty_limit", &cp.dirty_limit) < 0) ||
+	    (a.o.mmap_dirty_max &&
+	     parse_bytes(a.o.mmap_dirty_max, "mmap_dirty_max", &fs->mmap_dirty_max) < 0))
+		return 2;
+	if (a.o.dirty_expire && parse_seconds_ms(a.o.dirty_expire, &cp.dirty_expire_ms) < 0) {
+		fprintf(stderr, "reservefs: bad value for option dirty_expire=%s (seconds, "
+			"or Nms)\n", a.o.dirty_expire);
+		return 2;
+	}
+	if (fs_store_open(fs, a.store, a.o.ro, false) < 0)
+		goto out;
+	if ((res = fs_store_load_params(fs, &fs->params)) < 0) {
+		fprintf(stderr, "reservefs: %s: corrupt superblock (%s)\n", a.store, strerror(-res));
+		goto out;
+	}
+	stored_mode = fs->params.mode;
+	if (fs_parse_params(a.o.size, a.o.nr_inodes, a.o.reserve, fs->store, &fs->params) < 0) {
+		ret = 2;
+		goto out;
+	}
+	fs->max_file_size = mount_max_file_size(fs->data_fd);
+	{
+		struct stat dst;
+		fs->backing_page_blocks = fstat(fs->data_fd, &dst) == 0 &&
+					  dst.st_blksize == RSV_PAGE_SIZE;
+	}
+	rsv_ledger_init(&fs->ledger, fs->params.size_pages, fs->params.nr_inodes, fs->params.mode);
+
+	clean = fs_meta_get_super(fs, "clean", &v) == 0 && strcmp(v, "1") == 0;
+	g_free(v);
+	v = NULL;
+	if (fs_meta_get_super(fs, "last_mode", &v) == 0) {
+		enum rsv_mode last;
+		if (rsv_parse_mode(v, &last) == 0)
+			stored_mode = last;
+		g_free(v);
+	}
+	/* eof mode after a write-mode mount: holes below EOF need reserving */
+	switched = stored_mode == RSV_MODE_WRITE && fs->params.mode == RSV_MODE_EOF;
+	if (mount_load_ledger(fs, clean && !switched) < 0) {
+		fprintf(stderr, "reservefs: %s: cannot read the store\n", a.store);
+		goto out;
+	}
+	if (rsv_reserved_pages(&fs->ledger) > rsv_capacity_pages(&fs->ledger))
+		g_warning("%s: %" PRIu64 " pages in use exceed the capacity of %" PRIu64
+			  " pages: nothing can grow until space is freed", a.store,
+			  rsv_reserved_pages(&fs->ledger), rsv_capacity_pages(&fs->ledger));
+	if (!fs->ro) {
+		if (fs_meta_get_super(fs, "generation", &v) == 0)
+			fs->generation = g_ascii_strtoull(v, NULL, 10) + 1;
+		g_free(v);
+		if (fs->generation == 0)
+			fs->generation = 1;
+		if ((res = fs_meta_set_super(fs, "clean", "0")) < 0 ||
+		    (res = mount_set_super_u64(fs, "generation", fs->generation)) < 0 ||
+		    (res = fs_meta_set_super(fs, "last_mode", rsv_mode_name(fs->params.mode))) < 0 ||
+		    (res = fs_meta_sync(fs)) < 0) {
+			fprintf(stderr, "reservefs: %s: cannot write the store: %s\n", a.store,
+				strerror(-res));
+			goto out;
+		}
+	}
+	/* SQLite's file locks do not survive fork(): reopen after daemonizing */
+	fs_meta_close(fs);
+
+	fsname = g_strescape(a.store, NULL);
+	{
+		GString *esc = g_string_new(NULL);
+		for (const char *p = a.store; *p; p++) {
+			if (*p == ',' || *p == '\\')
+				g_string_append_c(esc, '\\');
+			g_string_append_c(esc, *p);
+		}
+		extra = g_strdup_printf("-osubtype=reservefs,fsname=%s,default_permissions%s",
+					esc->str, a.o.ro ? "" : "");
+		g_string_free(esc, TRUE);
+	}
+	g_free(fsname);
+	fuse_opt_insert_arg(&args, 1, extra);
+	g_free(extra);
+
+	memset(&ops, 0, sizeof(ops));
+	ops.init = mount_init;
+	fs_ops_dir_init(&ops);
+	fs_ops_file_init(&ops);
+	fs_ops_attr_init(&ops);
+	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	if (!se)
+		goto out;	/* libfuse printed why (e.g. an unknown option) */
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, fs->mountpoint) < 0)
+		goto out_signals;
+	if (fuse_daemonize(a.o.foreground) < 0)
+		goto out_unmount;
+	if (!a.o.foreground)
+		openlog("reservefs", LOG_PID, LOG_DAEMON);
+	if ((res = fs_meta_open(fs, false)) < 0) {
+		g_critical("%s: cannot reopen meta.db: %s", a.store, strerror(-res));
+		goto out_unmount;
+	}
+	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
+	g_thread_unref(g_thread_new("bdi", mount_bdi_thread, fs));
+
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	res = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	ret = res == 0 ? 0 : 1;
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	if (fs->db) {
+		fs_inode_destroy_all(fs);
+		if (!fs->ro) {
+			g_mutex_lock(&fs->db_lock);
+			fs_meta_set_super(fs, "clean", "1");
+			g_mutex_unlock(&fs->db_lock);
+			fs_meta_sync(fs);
+			fs_meta_exec(fs, "PRAGMA wal_checkpoint(TRUNCATE)");
+		}
+	}
+	cache_free(fs->cache);
+out:
+	fs_store_close(fs);
+	fuse_opt_free_args(&args);
+	return ret;
+}

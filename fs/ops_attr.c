@@ -1,0 +1,316 @@
+/* fs/ops_attr.c — attributes, statfs, extended attributes, and the control
+ * xattrs on the mount root (user.reservefs.*). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "acl.h"
+
+#define FS(req) ((struct fs *)fuse_req_userdata(req))
+#define CTL_PREFIX "user.reservefs."
+
+static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *in;
+	struct stat st;
+	int res = fs_inode_get(fs, ino, &in);
+
+	if (res < 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
+	g_mutex_lock(&in->lock);
+	fs_inode_fill_stat(fs, in, &st);
+	g_mutex_unlock(&in->lock);
+	fs_inode_put(fs, in);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int attr_do_setattr(struct fs *fs, struct fs_inode *in, struct stat *attr, int to_set,
+			   struct fuse_file_info *fi, struct stat *out)
+{
+	int64_t now = fs_now();
+	int res = 0;
+
+	if (fs->ro)
+		return -EROFS;
+	g_mutex_lock(&in->lock);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		bool temp;
+		int fd;
+
+		if (!S_ISREG(in->mode)) {
+			res = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+			goto out;
+		}
+		if (attr->st_size < 0) {
+			res = -EINVAL;
+			goto out;
+		}
+		fd = fs_inode_fd(fs, in, &temp);
+		if (fd < 0) {
+			res = fd;
+			goto out;
+		}
+		res = fs_data_truncate(fs, in, fd, attr->st_size);
+		if (temp)
+			close(fd);
+		if (res < 0)
+			goto out;
+		if (!(to_set & FUSE_SET_ATTR_MTIME))
+			in->mtime = now;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_UID)
+		in->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		in->gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		in->atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		in->atime = ts_ns(&attr->st_atim);
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		in->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		in->mtime = ts_ns(&attr->st_mtim);
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		in->ctime = ts_ns(&attr->st_ctim);
+	else
+		in->ctime = now;
+	if ((res = fs_meta_begin(fs)) == 0) {
+		res = fs_meta_store_inode(fs, in);
+		if (res == 0 && (to_set & FUSE_SET_ATTR_MODE))
+			res = fs_acl_chmod(fs, in);
+		res = fs_meta_commit(fs, res);
+	}
+out:
+	fs_inode_fill_stat(fs, in, out);
+	g_mutex_unlock(&in->lock);
+	return res;
+}
+
+static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *in;
+	struct stat st;
+	int res = fs_inode_get(fs, ino, &in);
+
+	if (res == 0) {
+		res = attr_do_setattr(fs, in, attr, to_set, fi, &st);
+		fs_inode_put(fs, in);
+	}
+	if (res < 0)
+		fuse_reply_err(req, -res);
+	else
+		fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = FS(req);
+	struct statvfs st;
+
+	memset(&st, 0, sizeof(st));
+	rsv_statfs(&fs->ledger, &st);
+	st.f_namemax = FS_NAME_MAX;
+	st.f_fsid = 0x72737666;	/* "rsvf" */
+	fuse_reply_statfs(req, &st);
+}
+
+/* ---- extended attributes -------------------------------------------- */
+
+static int xattr_check_name(const char *name)
+{
+	if (g_str_has_prefix(name, "user.") || g_str_has_prefix(name, "trusted.") ||
+	    g_str_has_prefix(name, "security.") || strcmp(name, FS_ACL_ACCESS) == 0 ||
+	    strcmp(name, FS_ACL_DEFAULT) == 0)
+		return 0;
+	return -EOPNOTSUPP;
+}
+
+static bool xattr_is_ctl(fuse_ino_t ino, const char *name)
+{
+	return ino == FS_ROOT_INO && g_str_has_prefix(name, CTL_PREFIX);
+}
+
+static int xattr_do_set(struct fs *fs, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs_inode *in;
+	int res;
+
+	if ((res = xattr_check_name(name)) < 0)
+		return res;
+	if (fs->ro)
+		return -EROFS;
+	if ((res = fs_inode_get(fs, ino, &in)) < 0)
+		return res;
+	g_mutex_lock(&in->lock);
+	if (strcmp(name, FS_ACL_DEFAULT) == 0 && !S_ISDIR(in->mode)) {
+		res = -EACCES;
+		goto out;
+	}
+	if ((res = fs_meta_begin(fs)) == 0) {
+		if (strcmp(name, FS_ACL_ACCESS) == 0) {
+			/* the mode follows the ACL; an ACL that says no more than
+			 * the mode is not kept (as kernel filesystems do) */
+			mode_t mode = in->mode;
+			res = fs_acl_to_mode(value, size, &mode);
+			if (res >= 0) {
+				in->mode = mode;
+				if (res == 1) {
+					res = fs_meta_removexattr(fs, ino, name);
+					if (res == -ENODATA)
+						res = 0;
+				} else {
+					res = fs_meta_setxattr(fs, ino, name, value, size, flags);
+				}
+			}
+		} else {
+			res = fs_meta_setxattr(fs, ino, name, value, size, flags);
+		}
+		if (res == 0) {
+			in->ctime = fs_now();
+			res = fs_meta_store_inode(fs, in);
+		}
+		res = fs_meta_commit(fs, res);
+		if (res < 0) {
+			g_mutex_lock(&fs->db_lock);
+			fs_meta_load_inode(fs, ino, in);
+			g_mutex_unlock(&fs->db_lock);
+		}
+	}
+out:
+	g_mutex_unlock(&in->lock);
+	fs_inode_put(fs, in);
+	return res;
+}
+
+static void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			   size_t size, int flags)
+{
+	struct fs *fs = FS(req);
+	int res;
+
+	if (xattr_is_ctl(ino, name))
+		res = fs_ctl_setxattr(fs, req, name, value, size);
+	else
+		res = xattr_do_set(fs, ino, name, value, size, flags);
+	fuse_reply_err(req, -res);
+}
+
+static void xattr_reply(fuse_req_t req, const void *val, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
+static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = FS(req);
+	void *val = NULL;
+	size_t len = 0;
+	int res;
+
+	if (xattr_is_ctl(ino, name)) {
+		GString *s = g_string_new(NULL);
+		res = fs_ctl_getxattr(fs, name, s);
+		if (res == 0)
+			xattr_reply(req, s->str, s->len, size);
+		else
+			fuse_reply_err(req, -res);
+		g_string_free(s, TRUE);
+		return;
+	}
+	if ((res = xattr_check_name(name)) == 0) {
+		g_mutex_lock(&fs->db_lock);
+		res = fs_meta_getxattr(fs, ino, name, &val, &len);
+		g_mutex_unlock(&fs->db_lock);
+	}
+	if (res < 0)
+		fuse_reply_err(req, res == -EOPNOTSUPP ? ENODATA : -res);
+	else
+		xattr_reply(req, val, len, size);
+	g_free(val);
+}
+
+static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = FS(req);
+	GString *s = g_string_new(NULL);
+	int res;
+
+	g_mutex_lock(&fs->db_lock);
+	res = fs_meta_listxattr(fs, ino, s);
+	g_mutex_unlock(&fs->db_lock);
+	if (res < 0)
+		fuse_reply_err(req, -res);
+	else
+		xattr_reply(req, s->str, s->len, size);
+	g_string_free(s, TRUE);
+}
+
+static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
+{
+	struct fs_inode *in;
+	int res;
+
+	if (xattr_check_name(name) < 0)
+		return -ENODATA;
+	if (fs->ro)
+		return -EROFS;
+	if ((res = fs_inode_get(fs, ino, &in)) < 0)
+		return res;
+	g_mutex_lock(&in->lock);
+	if ((res = fs_meta_begin(fs)) == 0) {
+		res = fs_meta_removexattr(fs, ino, name);
+		if (res == 0) {
+			in->ctime = fs_now();
+			res = fs_meta_store_inode(fs, in);
+		}
+		res = fs_meta_commit(fs, res);
+	}
+	g_mutex_unlock(&in->lock);
+	fs_inode_put(fs, in);
+	return res;
+}
+
+static void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = FS(req);
+
+	if (xattr_is_ctl(ino, name))
+		fuse_reply_err(req, EPERM);
+	else
+		fuse_reply_err(req, -xattr_do_remove(fs, ino, name));
+}
+
+void fs_ops_attr_init(struct fuse_lowlevel_ops *ops)
+{
+	ops->getattr = fs_op_getattr;
+	ops->setattr = fs_op_setattr;
+	ops->statfs = fs_op_statfs;
+	ops->setxattr = fs_op_setxattr;
+	ops->getxattr = fs_op_getxattr;
+	ops->listxattr = fs_op_listxattr;
+	ops->removexattr = fs_op_removexattr;
+}

@@ -1,0 +1,270 @@
+/* fs/ops_file.c — open files: open, read, write, flush, release, fsync,
+ * fallocate, lseek, copy_file_range.  fi->fh is the struct fs_inode, kept
+ * alive by its open count from open to release. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+#define FS(req) ((struct fs *)fuse_req_userdata(req))
+
+static struct fs_inode *file_inode(struct fuse_file_info *fi)
+{
+	return (struct fs_inode *)(uintptr_t)fi->fh;
+}
+
+static void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *in;
+	int res;
+
+	if (fs->ro && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if ((res = fs_inode_get(fs, ino, &in)) < 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
+	res = fs_inode_open(fs, in);
+	fs_inode_put(fs, in);
+	if (res < 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
+	fi->fh = (uintptr_t)in;
+	/* every change to the data comes through this mount: the kernel's
+	 * cached pages stay valid across opens */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fs_inode_release(fs, in);
+}
+
+static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *in = fs_inode_ref(fs, file_inode(fi));
+
+	fs_inode_release(fs, in);
+	fs_inode_put(fs, in);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	/* the backing fd is stable while the file is open; pread needs no lock */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = file_inode(fi)->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_bufvec *src,
+			     off_t off, bool writepage)
+{
+	size_t len = fuse_buf_size(src);
+	GArray *undo = NULL;
+	uint64_t old_size;
+	ssize_t res, n;
+
+	if (fs->ro)
+		return -EROFS;
+	if (off < 0)
+		return -EINVAL;
+	g_mutex_lock(&in->lock);
+	old_size = in->size;
+	res = fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
+	if (res > 0) {
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(res);
+
+		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		dst.buf[0].fd = in->fd;
+		dst.buf[0].pos = off;
+		n = fuse_buf_copy(&dst, src, 0);
+		if (n < res) {
+			/* Give back the pages the write did not reach. */
+			uint64_t done = off + (n > 0 ? n : 0);
+			uint64_t from = fs->ledger.mode == RSV_MODE_EOF ?
+				rsv_page_up(MAX(done, old_size)) : rsv_page_up(done);
+			fs_data_undo(fs, in, undo, from);
+		}
+		if (n > 0)
+			fs_data_written(fs, in, in->fd, off, n);
+		res = n;
+	}
+	g_mutex_unlock(&in->lock);
+	if (undo)
+		g_array_free(undo, TRUE);
+	return res;
+}
+
+static void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+			    off_t off, struct fuse_file_info *fi)
+{
+	ssize_t res = file_do_write(FS(req), file_inode(fi), bufv, off, fi->writepage);
+
+	if (res < 0)
+		fuse_reply_err(req, -res);
+	else
+		fuse_reply_write(req, res);
+}
+
+static int file_do_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
+{
+	int res = 0;
+
+	g_mutex_lock(&in->lock);
+	if (in->fd >= 0 && !fs->ro)
+		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
+	if (res == 0 && in->attr_dirty && !fs->ro) {
+		g_mutex_lock(&fs->db_lock);
+		res = fs_meta_store_inode(fs, in);
+		g_mutex_unlock(&fs->db_lock);
+	}
+	g_mutex_unlock(&in->lock);
+	/* the inode row, its name and everything committed before them */
+	if (res == 0)
+		res = fs_meta_sync(fs);
+	return res;
+}
+
+static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -file_do_fsync(FS(req), file_inode(fi), datasync));
+}
+
+static int file_do_fallocate(struct fs *fs, struct fs_inode *in, int mode, off_t off,
+			     off_t len)
+{
+	int res;
+
+	if (fs->ro)
+		return -EROFS;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	g_mutex_lock(&in->lock);
+	res = fs_data_fallocate(fs, in, in->fd, mode, off, len);
+	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
+		fs_inode_touch(in, false, true, true);
+	g_mutex_unlock(&in->lock);
+	return res;
+}
+
+static void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			    struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -file_do_fallocate(FS(req), file_inode(fi), mode, off, len));
+}
+
+static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+			struct fuse_file_info *fi)
+{
+	off_t res = lseek(file_inode(fi)->fd, off, whence);
+
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+static ssize_t file_do_copy_range(struct fs *fs, struct fs_inode *src, off_t off_in,
+				  struct fs_inode *dst, off_t off_out, size_t len)
+{
+	struct fs_inode *first = src->ino <= dst->ino ? src : dst;
+	struct fs_inode *second = first == src ? dst : src;
+	GArray *undo = NULL;
+	uint64_t old_size;
+	ssize_t res, n;
+
+	if (fs->ro)
+		return -EROFS;
+	if (off_in < 0 || off_out < 0)
+		return -EINVAL;
+	g_mutex_lock(&first->lock);
+	if (second != first)
+		g_mutex_lock(&second->lock);
+	/* nothing to copy past the source's EOF */
+	if ((uint64_t)off_in >= src->size)
+		len = 0;
+	else
+		len = MIN(len, src->size - off_in);
+	if (src == dst && len && off_in < off_out + (off_t)len && off_out < off_in + (off_t)len) {
+		res = -EINVAL;	/* overlapping ranges in one file */
+		goto out;
+	}
+	old_size = dst->size;
+	res = len ? fs_data_reserve_write(fs, dst, dst->fd, off_out, len, false, &undo) : 0;
+	if (res > 0) {
+		loff_t in_pos = off_in, out_pos = off_out;
+		size_t want = res;
+
+		n = 0;
+		while ((size_t)n < want) {
+			ssize_t r = copy_file_range(src->fd, &in_pos, dst->fd, &out_pos,
+						    want - n, 0);
+			if (r <= 0) {
+				if (r < 0 && n == 0)
+					n = -errno;
+				break;
+			}
+			n += r;
+		}
+		if (n < res) {
+			uint64_t done = off_out + (n > 0 ? n : 0);
+			uint64_t from = fs->ledger.mode == RSV_MODE_EOF ?
+				rsv_page_up(MAX(done, old_size)) : rsv_page_up(done);
+			fs_data_undo(fs, dst, undo, from);
+		}
+		if (n > 0)
+			fs_data_written(fs, dst, dst->fd, off_out, n);
+		res = n;
+	}
+out:
+	if (second != first)
+		g_mutex_unlock(&second->lock);
+	g_mutex_unlock(&first->lock);
+	if (undo)
+		g_array_free(undo, TRUE);
+	return res;
+}
+
+static void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+				  struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+				  off_t off_out, struct fuse_file_info *fi_out, size_t len,
+				  int flags)
+{
+	ssize_t res = flags ? -EINVAL :
+		file_do_copy_range(FS(req), file_inode(fi_in), off_in, file_inode(fi_out),
+				   off_out, len);
+
+	if (res < 0)
+		fuse_reply_err(req, -res);
+	else
+		fuse_reply_write(req, res);
+}
+
+void fs_ops_file_init(struct fuse_lowlevel_ops *ops)
+{
+	ops->open = fs_op_open;
+	ops->release = fs_op_release;
+	ops->flush = fs_op_flush;
+	ops->read = fs_op_read;
+	ops->write_buf = fs_op_write_buf;
+	ops->fsync = fs_op_fsync;
+	ops->fallocate = fs_op_fallocate;
+	ops->lseek = fs_op_lseek;
+	ops->copy_file_range = fs_op_copy_file_range;
+}

@@ -1,0 +1,521 @@
+/* fs/store.c — the store on disk: layout, locking, parameters, backing
+ * files, and recovery (shared by mount after a crash and by fsck). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+void fs_backing_name(fuse_ino_t ino, char *buf, size_t len)
+{
+	snprintf(buf, len, "%02x/%" PRIx64, (unsigned)(ino & 0xff), (uint64_t)ino);
+}
+
+int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags)
+{
+	char name[64];
+	int fd;
+
+	fs_backing_name(ino, name, sizeof(name));
+	fd = openat(fs->data_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	return fd;
+}
+
+int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
+{
+	char name[64];
+
+	fs_backing_name(ino, name, sizeof(name));
+	if (unlinkat(fs->data_fd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Pages with blocks allocated (written, unwritten or delayed) in the backing
+ * file: that is exactly what we reserved, since we never let a byte reach
+ * the backing file without a reservation and make every reservation real. */
+static int backing_scan_seek(int fd, struct rsv_map *map)
+{
+	off_t data = 0, hole;
+
+	for (;;) {
+		data = lseek(fd, data, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		rsv_map_add(map, rsv_page_down(data), rsv_page_up(hole));
+		data = hole;
+	}
+}
+
+int fs_backing_scan(int fd, struct rsv_map *map)
+{
+	enum { N = 256 };
+	struct fiemap *fm = g_malloc0(sizeof(*fm) + N * sizeof(struct fiemap_extent));
+	uint64_t start = 0;
+	int res = 0;
+
+	rsv_map_clear(map);
+	for (;;) {
+		memset(fm, 0, sizeof(*fm));
+		fm->fm_start = start;
+		fm->fm_length = FIEMAP_MAX_OFFSET - start;
+		fm->fm_extent_count = N;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+			res = (errno == EOPNOTSUPP || errno == ENOTTY) ?
+				backing_scan_seek(fd, map) : -errno;
+			break;
+		}
+		if (fm->fm_mapped_extents == 0)
+			break;
+		for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
+			struct fiemap_extent *e = &fm->fm_extents[i];
+			rsv_map_add(map, rsv_page_down(e->fe_logical),
+				    rsv_page_up(e->fe_logical + e->fe_length));
+			start = e->fe_logical + e->fe_length;
+			if (e->fe_flags & FIEMAP_EXTENT_LAST)
+				goto out;
+		}
+	}
+out:
+	g_free(fm);
+	return res;
+}
+
+int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve,
+		    const char *store, struct fs_params *p)
+{
+	struct statvfs sv;
+
+	if (statvfs(store, &sv) < 0) {
+		fprintf(stderr, "reservefs: %s: %s\n", store, strerror(errno));
+		return -errno;
+	}
+	if (size && rsv_parse_size(size, (uint64_t)sv.f_blocks * sv.f_frsize, &p->size_pages) < 0) {
+		fprintf(stderr, "reservefs: bad value for option size=%s "
+			"(bytes with k/m/g/t suffix, or N%%)\n", size);
+		return -EINVAL;
+	}
+	if (nr_inodes && rsv_parse_count(nr_inodes, sv.f_files ? sv.f_files : 1 << 20,
+					 &p->nr_inodes) < 0) {
+		fprintf(stderr, "reservefs: bad value for option nr_inodes=%s "
+			"(a count with k/m/g suffix, or N%%)\n", nr_inodes);
+		return -EINVAL;
+	}
+	if (reserve && rsv_parse_mode(reserve, &p->mode) < 0) {
+		fprintf(stderr, "reservefs: bad value for option reserve=%s (eof or write)\n",
+			reserve);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int fs_store_load_params(struct fs *fs, struct fs_params *p)
+{
+	char *v = NULL;
+	int res;
+
+	if ((res = fs_meta_get_super(fs, "size_pages", &v)) < 0)
+		return res;
+	p->size_pages = g_ascii_strtoull(v, NULL, 10);
+	g_free(v);
+	if ((res = fs_meta_get_super(fs, "nr_inodes", &v)) < 0)
+		return res;
+	p->nr_inodes = g_ascii_strtoull(v, NULL, 10);
+	g_free(v);
+	if ((res = fs_meta_get_super(fs, "reserve", &v)) < 0)
+		return res;
+	res = rsv_parse_mode(v, &p->mode);
+	g_free(v);
+	return res;
+}
+
+int fs_store_save_params(struct fs *fs, const struct fs_params *p)
+{
+	char buf[32];
+	int res;
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, p->size_pages);
+	if ((res = fs_meta_set_super(fs, "size_pages", buf)) < 0)
+		return res;
+	snprintf(buf, sizeof(buf), "%" PRIu64, p->nr_inodes);
+	if ((res = fs_meta_set_super(fs, "nr_inodes", buf)) < 0)
+		return res;
+	return fs_meta_set_super(fs, "reserve", rsv_mode_name(p->mode));
+}
+
+/* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
+ * Errors are printed here, one line each. */
+int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
+{
+	char *path;
+	char *v = NULL;
+	int res;
+
+	fs->store = realpath(store, NULL);
+	if (!fs->store) {
+		res = -errno;
+		fprintf(stderr, "reservefs: %s: %s\n", store, strerror(errno));
+		return res;
+	}
+	fs->ro = ro;
+	fs->lock_fd = fs->data_fd = -1;
+	path = g_build_filename(fs->store, "meta.db", NULL);
+	if (!create && access(path, F_OK) < 0) {
+		fprintf(stderr, "reservefs: %s: not a reservefs store (no meta.db; "
+			"create one with 'reservefs mkfs %s')\n", store, store);
+		g_free(path);
+		return -ENOENT;
+	}
+	g_free(path);
+	path = g_build_filename(fs->store, "lock", NULL);
+	fs->lock_fd = open(path, (create ? O_CREAT : 0) | O_RDONLY | O_CLOEXEC, 0644);
+	g_free(path);
+	if (fs->lock_fd < 0) {
+		res = -errno;
+		fprintf(stderr, "reservefs: %s/lock: %s\n", store, strerror(errno));
+		return res;
+	}
+	if (flock(fs->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		fprintf(stderr, "reservefs: %s: store is in use by another reservefs "
+			"(mounted, or fsck running)\n", store);
+		return -EBUSY;
+	}
+	if (create) {
+		if (mkdirat(AT_FDCWD, path = g_build_filename(fs->store, "data", NULL), 0700) < 0 &&
+		    errno != EEXIST) {
+			res = -errno;
+			fprintf(stderr, "reservefs: %s: %s\n", path, strerror(errno));
+			g_free(path);
+			return res;
+		}
+		g_free(path);
+	}
+	path = g_build_filename(fs->store, "data", NULL);
+	fs->data_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->data_fd < 0) {
+		res = -errno;
+		fprintf(stderr, "reservefs: %s: %s\n", path, strerror(errno));
+		g_free(path);
+		return res;
+	}
+	g_free(path);
+	if (create) {
+		for (int i = 0; i < 256; i++) {
+			char d[4];
+			snprintf(d, sizeof(d), "%02x", i);
+			if (mkdirat(fs->data_fd, d, 0700) < 0 && errno != EEXIST) {
+				res = -errno;
+				fprintf(stderr, "reservefs: %s/data/%s: %s\n", store, d, strerror(errno));
+				return res;
+			}
+		}
+	}
+	if (!ro && faccessat(fs->data_fd, ".", W_OK, 0) < 0) {
+		fprintf(stderr, "reservefs: %s: store is not writable (%s); mount with -o ro\n",
+			store, strerror(errno));
+		return -EROFS;
+	}
+	res = fs_meta_open(fs, create);
+	if (res < 0) {
+		fprintf(stderr, "reservefs: %s/meta.db: cannot open: %s\n", store, strerror(-res));
+		return res;
+	}
+	if (create)
+		return 0;
+	res = fs_meta_get_super(fs, "format", &v);
+	if (res < 0) {
+		fprintf(stderr, "reservefs: %s/meta.db: corrupt or not a reservefs store "
+			"(no format record)\n", store);
+		return -EINVAL;
+	}
+	if (strtol(v, NULL, 10) != FS_FORMAT_VERSION) {
+		fprintf(stderr, "reservefs: %s: store format version %s, this reservefs "
+			"reads version %d\n", store, v, FS_FORMAT_VERSION);
+		g_free(v);
+		return -EPROTO;
+	}
+	g_free(v);
+	{
+		sqlite3_stmt *st;
+		bool ok = false;
+		if (sqlite3_prepare_v2(fs->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
+			ok = sqlite3_step(st) == SQLITE_ROW &&
+			     strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+			sqlite3_finalize(st);
+		}
+		if (!ok) {
+			fprintf(stderr, "reservefs: %s/meta.db: corrupt (integrity check "
+				"failed: %s)\n", store, sqlite3_errmsg(fs->db));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+void fs_store_close(struct fs *fs)
+{
+	fs_meta_close(fs);
+	if (fs->data_fd >= 0)
+		close(fs->data_fd);
+	if (fs->lock_fd >= 0)
+		close(fs->lock_fd);
+	fs->data_fd = fs->lock_fd = -1;
+	free(fs->store);
+	fs->store = NULL;
+}
+
+/* ---- recovery -------------------------------------------------------- */
+
+static void problem(GString *report, int *problems, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void problem(GString *report, int *problems, const char *fmt, ...)
+{
+	va_list ap;
+
+	(*problems)++;
+	if (!report)
+		return;
+	va_start(ap, fmt);
+	g_string_append_vprintf(report, fmt, ap);
+	va_end(ap);
+	g_string_append_c(report, '\n');
+}
+
+struct rec_inode {
+	fuse_ino_t ino;
+	mode_t mode;
+	uint64_t nlink;
+	uint64_t size;
+	uint64_t rsv_pages;
+	uint64_t links;		/* dentries naming it */
+	uint64_t subdirs;	/* directories: child directories */
+	bool has_backing;
+};
+
+static int rec_exec(struct fs *fs, bool fix, const char *sql)
+{
+	return fix ? fs_meta_exec(fs, sql) : 0;
+}
+
+/* Checks (and with !report_only repairs) the store: orphans, dangling
+ * dentries, link counts, backing files, sizes and the ledger.  Counts what
+ * it finds in *problems; with a report, describes each.  Then charges the
+ * ledger with the truth.  db_lock is not needed: nothing else runs yet. */
+int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems)
+{
+	GHashTable *inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	bool fix = !report_only && !fs->ro;
+	sqlite3_stmt *st;
+	GHashTableIter it;
+	gpointer v;
+	uint64_t total_pages = 0, ninodes = 0;
+	int res = 0;
+	DIR *dir;
+	int dfd;
+
+	*problems = 0;
+	if (fix && (res = fs_meta_exec(fs, "BEGIN")) < 0)
+		goto out;
+	sqlite3_prepare_v2(fs->db, "SELECT ino, mode, nlink, size, rsv_pages FROM inodes", -1, &st, NULL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct rec_inode *r = g_new0(struct rec_inode, 1);
+		r->ino = sqlite3_column_int64(st, 0);
+		r->mode = sqlite3_column_int64(st, 1);
+		r->nlink = sqlite3_column_int64(st, 2);
+		r->size = sqlite3_column_int64(st, 3);
+		r->rsv_pages = sqlite3_column_int64(st, 4);
+		g_hash_table_insert(inodes, &r->ino, r);
+	}
+	sqlite3_finalize(st);
+
+	/* dentries: dangling ones go; the rest count links */
+	sqlite3_prepare_v2(fs->db, "SELECT id, parent, ino, name FROM dentries", -1, &st, NULL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		fuse_ino_t parent = sqlite3_column_int64(st, 1), ino = sqlite3_column_int64(st, 2);
+		struct rec_inode *p = g_hash_table_lookup(inodes, &parent);
+		struct rec_inode *r = g_hash_table_lookup(inodes, &ino);
+
+		if (!p || !S_ISDIR(p->mode) || !r || r->ino == FS_ROOT_INO) {
+			problem(report, problems, "dentry %" PRId64 " (parent %" PRIu64 ", inode %"
+				PRIu64 ") is dangling%s", id, (uint64_t)parent, (uint64_t)ino,
+				fix ? ": removed" : "");
+			if (fix) {
+				char *sql = g_strdup_printf("DELETE FROM dentries WHERE id = %" PRId64, id);
+				fs_meta_exec(fs, sql);
+				g_free(sql);
+			}
+			continue;
+		}
+		r->links++;
+		if (S_ISDIR(r->mode))
+			p->subdirs++;
+	}
+	sqlite3_finalize(st);
+
+	/* orphans and link counts */
+	g_hash_table_iter_init(&it, inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct rec_inode *r = v;
+		uint64_t want;
+		char *sql;
+
+		if (r->ino != FS_ROOT_INO && r->links == 0) {
+			/* Unlinked while open, or cut loose by a crash: nobody can
+			 * reach it any more, so its space comes back. */
+			if (r->nlink > 0 || !clean)
+				problem(report, problems, "inode %" PRIu64 " is orphaned (nlink %" PRIu64
+					")%s", (uint64_t)r->ino, r->nlink, fix ? ": freed" : "");
+			if (fix) {
+				sql = g_strdup_printf("DELETE FROM inodes WHERE ino = %" PRIu64 ";"
+						      "DELETE FROM xattrs WHERE ino = %" PRIu64,
+						      (uint64_t)r->ino, (uint64_t)r->ino);
+				fs_meta_exec(fs, sql);
+				g_free(sql);
+				fs_backing_unlink(fs, r->ino);
+			}
+			g_hash_table_iter_remove(&it);
+			continue;
+		}
+		want = S_ISDIR(r->mode) ? 2 + r->subdirs : r->links;
+		if (r->nlink != want) {
+			problem(report, problems, "inode %" PRIu64 " has nlink %" PRIu64
+				", %" PRIu64 " expected%s", (uint64_t)r->ino, r->nlink, want,
+				fix ? ": fixed" : "");
+			sql = g_strdup_printf("UPDATE inodes SET nlink = %" PRIu64 " WHERE ino = %"
+					      PRIu64, want, (uint64_t)r->ino);
+			rec_exec(fs, fix, sql);
+			g_free(sql);
+		}
+	}
+
+	/* backing files: every regular inode has one, nothing else does */
+	for (int i = 0; i < 256; i++) {
+		char d[4];
+		struct dirent *de;
+
+		snprintf(d, sizeof(d), "%02x", i);
+		dfd = openat(fs->data_fd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			problem(report, problems, "data/%s is missing%s", d, fix ? ": recreated" : "");
+			if (fix)
+				mkdirat(fs->data_fd, d, 0700);
+			continue;
+		}
+		dir = fdopendir(dfd);
+		while ((de = readdir(dir))) {
+			char *end;
+			uint64_t ino;
+			struct rec_inode *r;
+
+			if (de->d_name[0] == '.')
+				continue;
+			ino = g_ascii_strtoull(de->d_name, &end, 16);
+			r = *end ? NULL : g_hash_table_lookup(inodes, &ino);
+			if (!r || !S_ISREG(r->mode) || (ino & 0xff) != (uint64_t)i) {
+				problem(report, problems, "data/%s/%s belongs to no file%s", d,
+					de->d_name, fix ? ": removed" : "");
+				if (fix)
+					unlinkat(dfd, de->d_name, 0);
+				continue;
+			}
+			r->has_backing = true;
+		}
+		closedir(dir);
+	}
+
+	g_hash_table_iter_init(&it, inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct rec_inode *r = v;
+		struct rsv_map map = RSV_MAP_INIT;
+		struct stat st_b;
+		uint64_t pages, eof_pages;
+		char *sql;
+		int fd;
+
+		ninodes++;
+		if (!S_ISREG(r->mode))
+			continue;
+		if (!r->has_backing) {
+			problem(report, problems, "inode %" PRIu64 " has no backing file%s",
+				(uint64_t)r->ino, fix ? ": recreated empty" : "");
+			if (!fix)
+				continue;
+			fd = fs_backing_open(fs, r->ino, O_RDWR | O_CREAT | O_EXCL);
+			if (fd >= 0)
+				close(fd);
+			r->size = 0;
+			rec_exec(fs, fix, sql = g_strdup_printf(
+				"UPDATE inodes SET size = 0, rsv_pages = 0 WHERE ino = %" PRIu64,
+				(uint64_t)r->ino));
+			g_free(sql);
+			continue;
+		}
+		fd = fs_backing_open(fs, r->ino, fix ? O_RDWR : O_RDONLY);
+		if (fd < 0 || fstat(fd, &st_b) < 0 || fs_backing_scan(fd, &map) < 0) {
+			problem(report, problems, "inode %" PRIu64 ": backing file unreadable",
+				(uint64_t)r->ino);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		/* eof mode: every page below EOF must hold a reservation; a crash
+		 * or a mount in write mode can leave holes, which we fill. */
+		eof_pages = rsv_page_up(st_b.st_size);
+		if (fs->params.mode == RSV_MODE_EOF) {
+			uint64_t missing = rsv_map_count_missing(&map, 0, eof_pages);
+			if (missing) {
+				if (fix && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
+						     (off_t)eof_pages << RSV_PAGE_SHIFT) == 0) {
+					rsv_map_add(&map, 0, eof_pages);
+					if (clean)
+						problem(report, problems, "inode %" PRIu64 ": %" PRIu64
+							" pages below EOF were not reserved: reserved",
+							(uint64_t)r->ino, missing);
+				} else {
+					problem(report, problems, "inode %" PRIu64 ": %" PRIu64
+						" pages below EOF are not reserved", (uint64_t)r->ino,
+						missing);
+				}
+			}
+		}
+		close(fd);
+		pages = rsv_map_pages(&map);
+		rsv_map_clear(&map);
+		total_pages += pages;
+		if ((uint64_t)st_b.st_size != r->size || pages != r->rsv_pages) {
+			if (clean)
+				problem(report, problems, "inode %" PRIu64 ": size %" PRIu64 " / %"
+					PRIu64 " reserved pages recorded, backing file has %" PRIu64
+					" / %" PRIu64 "%s", (uint64_t)r->ino, r->size, r->rsv_pages,
+					(uint64_t)st_b.st_size, pages, fix ? ": fixed" : "");
+			rec_exec(fs, fix, sql = g_strdup_printf(
+				"UPDATE inodes SET size = %" PRIu64 ", rsv_pages = %" PRIu64
+				" WHERE ino = %" PRIu64, (uint64_t)st_b.st_size, pages, (uint64_t)r->ino));
+			g_free(sql);
+		}
+	}
+	if (fix)
+		res = fs_meta_exec(fs, "COMMIT");
+	rsv_charge_force(&fs->ledger, total_pages);
+	for (uint64_t i = 0; i < ninodes; i++)
+		rsv_inode_get_force(&fs->ledger);
+out:
+	g_hash_table_destroy(inodes);
+	return res;
+}

@@ -1,0 +1,302 @@
+/* fs/tools.c — `reservefs mkfs`, `reservefs fsck`, `reservefs stat`. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/file.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+static int tools_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static bool tools_dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!d)
+		return true;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+/* "-o a=b,c=d" values for mkfs: only size, nr_inodes, reserve. */
+static int mkfs_parse(const char *opts, char **size, char **nr, char **rsv)
+{
+	gchar **kv = g_strsplit(opts, ",", -1);
+	int res = 0;
+
+	for (gchar **p = kv; *p && res == 0; p++) {
+		char *eq = strchr(*p, '=');
+		if (!**p)
+			continue;
+		if (!eq) {
+			fprintf(stderr, "reservefs mkfs: unknown option '%s'\n", *p);
+			res = -EINVAL;
+		} else if (g_str_has_prefix(*p, "size=")) {
+			g_free(*size);
+			*size = g_strdup(eq + 1);
+		} else if (g_str_has_prefix(*p, "nr_inodes=")) {
+			g_free(*nr);
+			*nr = g_strdup(eq + 1);
+		} else if (g_str_has_prefix(*p, "reserve=")) {
+			g_free(*rsv);
+			*rsv = g_strdup(eq + 1);
+		} else {
+			fprintf(stderr, "reservefs mkfs: unknown option '%.*s'\n", (int)(eq - *p), *p);
+			res = -EINVAL;
+		}
+	}
+	g_strfreev(kv);
+	return res;
+}
+
+int fs_main_mkfs(int argc, char *argv[])
+{
+	char *size = NULL, *nr = NULL, *rsv = NULL, *store = NULL, *meta;
+	struct fs_params p = { 0, 0, RSV_MODE_EOF };
+	struct fs_inode root;
+	struct fs fs;
+	bool force = false;
+	int ret = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-F") == 0) {
+			force = true;
+		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			if (mkfs_parse(argv[++i], &size, &nr, &rsv) < 0)
+				return 2;
+		} else if (g_str_has_prefix(argv[i], "-o") && argv[i][2]) {
+			if (mkfs_parse(argv[i] + 2, &size, &nr, &rsv) < 0)
+				return 2;
+		} else if (argv[i][0] == '-' || store) {
+			fprintf(stderr, "reservefs mkfs: unexpected argument '%s'\n"
+				"usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
+				"[--force]\n", argv[i]);
+			return 2;
+		} else {
+			store = argv[i];
+		}
+	}
+	if (!store) {
+		fprintf(stderr, "usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
+			"[--force]\n");
+		return 2;
+	}
+	if (mkdir(store, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "reservefs mkfs: %s: %s\n", store, strerror(errno));
+		return 1;
+	}
+	meta = g_build_filename(store, "meta.db", NULL);
+	if (access(meta, F_OK) == 0) {
+		if (!force) {
+			fprintf(stderr, "reservefs mkfs: %s is already a reservefs store "
+				"(use --force to erase it)\n", store);
+			g_free(meta);
+			return 1;
+		}
+		/* refuse to erase a mounted store: take its lock first */
+		memset(&fs, 0, sizeof(fs));
+		{
+			char *lock = g_build_filename(store, "lock", NULL);
+			int fd = open(lock, O_RDONLY | O_CLOEXEC);
+			g_free(lock);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+				fprintf(stderr, "reservefs mkfs: %s is in use (mounted?)\n", store);
+				close(fd);
+				g_free(meta);
+				return 1;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		char *data = g_build_filename(store, "data", NULL);
+		nftw(data, tools_rm, 64, FTW_DEPTH | FTW_PHYS);
+		g_free(data);
+		for (const char *sfx = ""; sfx; sfx = *sfx ? (strcmp(sfx, "-wal") ? NULL : "-shm") : "-wal") {
+			char *f = g_strconcat(meta, sfx, NULL);
+			unlink(f);
+			g_free(f);
+		}
+	} else if (!tools_dir_empty(store)) {
+		fprintf(stderr, "reservefs mkfs: %s is not empty and not a reservefs store\n", store);
+		g_free(meta);
+		return 1;
+	}
+	g_free(meta);
+
+	if (fs_parse_params(size ? size : "50%", NULL, rsv, store, &p) < 0) {
+		ret = 2;
+		goto out;
+	}
+	/* default: one inode per page of capacity, at least 1024 */
+	p.nr_inodes = MAX(p.size_pages, 1024);
+	if (nr && fs_parse_params(NULL, nr, NULL, store, &p) < 0) {
+		ret = 2;
+		goto out;
+	}
+	memset(&fs, 0, sizeof(fs));
+	g_mutex_init(&fs.db_lock);
+	if (fs_store_open(&fs, store, false, true) < 0)
+		goto out;
+	memset(&root, 0, sizeof(root));
+	root.mode = S_IFDIR | 0755;
+	root.uid = getuid();
+	root.gid = getgid();
+	root.nlink = 2;
+	root.gen = 1;
+	root.atime = root.mtime = root.ctime = root.btime = fs_now();
+	root.parent = FS_ROOT_INO;
+	if (fs_meta_exec(&fs, "BEGIN") < 0 ||
+	    fs_store_save_params(&fs, &p) < 0 ||
+	    fs_meta_set_super(&fs, "format", G_STRINGIFY(FS_FORMAT_VERSION)) < 0 ||
+	    fs_meta_set_super(&fs, "clean", "1") < 0 ||
+	    fs_meta_set_super(&fs, "generation", "1") < 0 ||
+	    fs_meta_set_super(&fs, "syncs", "0") < 0 ||
+	    fs_meta_insert_inode(&fs, &root, NULL) < 0 || root.ino != FS_ROOT_INO ||
+	    fs_meta_exec(&fs, "COMMIT") < 0 || fs_meta_sync(&fs) < 0) {
+		fprintf(stderr, "reservefs mkfs: %s: cannot write meta.db\n", store);
+		goto out_close;
+	}
+	printf("reservefs: created %s: size %" PRIu64 " bytes (%" PRIu64 " pages), %" PRIu64
+	       " inodes, reserve=%s\n", store, p.size_pages << RSV_PAGE_SHIFT, p.size_pages,
+	       p.nr_inodes, rsv_mode_name(p.mode));
+	ret = 0;
+out_close:
+	fs_store_close(&fs);
+out:
+	g_free(size);
+	g_free(nr);
+	g_free(rsv);
+	return ret;
+}
+
+int fs_main_fsck(int argc, char *argv[])
+{
+	const char *store = NULL;
+	bool repair = false, clean;
+	GString *report = g_string_new(NULL);
+	struct fs fs;
+	char *v = NULL;
+	int problems = 0, ret = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
+			repair = true;
+		} else if (argv[i][0] == '-' || store) {
+			fprintf(stderr, "usage: reservefs fsck STORE [--repair]\n");
+			return 2;
+		} else {
+			store = argv[i];
+		}
+	}
+	if (!store) {
+		fprintf(stderr, "usage: reservefs fsck STORE [--repair]\n");
+		return 2;
+	}
+	memset(&fs, 0, sizeof(fs));
+	g_mutex_init(&fs.db_lock);
+	if (fs_store_open(&fs, store, false, false) < 0)
+		goto out;
+	if (fs_store_load_params(&fs, &fs.params) < 0) {
+		fprintf(stderr, "reservefs fsck: %s: corrupt superblock\n", store);
+		goto out_close;
+	}
+	/* the mode the store was last mounted in is the one its files follow */
+	if (fs_meta_get_super(&fs, "last_mode", &v) == 0)
+		rsv_parse_mode(v, &fs.params.mode);
+	g_free(v);
+	v = NULL;
+	clean = fs_meta_get_super(&fs, "clean", &v) == 0 && strcmp(v, "1") == 0;
+	g_free(v);
+	rsv_ledger_init(&fs.ledger, fs.params.size_pages, fs.params.nr_inodes, fs.params.mode);
+	if (!clean)
+		g_string_append_printf(report, "store was not cleanly unmounted%s\n",
+				       repair ? ": recovered" : " (the next mount recovers it)");
+	if (fs_recover(&fs, clean, !repair, report, &problems) < 0) {
+		fprintf(stderr, "reservefs fsck: %s: cannot read the store\n", store);
+		goto out_close;
+	}
+	if (!clean)
+		problems++;
+	fputs(report->str, stdout);
+	printf("%s: %" PRIu64 " inodes, %" PRIu64 " of %" PRIu64 " pages reserved, mode %s: %s\n",
+	       store, rsv_used_inodes(&fs.ledger), rsv_reserved_pages(&fs.ledger),
+	       fs.params.size_pages, rsv_mode_name(fs.params.mode),
+	       problems == 0 ? "clean" : repair ? "repaired" : "PROBLEMS FOUND");
+	if (repair && problems) {
+		fs_meta_set_super(&fs, "clean", "1");
+		fs_meta_sync(&fs);
+	}
+	ret = problems == 0 || repair ? 0 : 1;
+out_close:
+	fs_store_close(&fs);
+out:
+	g_string_free(report, TRUE);
+	return ret;
+}
+
+int fs_main_stat(int argc, char *argv[])
+{
+	const char *mnt = NULL;
+	bool json = false;
+	char buf[65536];
+	ssize_t n;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (argv[i][0] == '-' || mnt) {
+			fprintf(stderr, "usage: reservefs stat MOUNTPOINT [--json]\n");
+			return 2;
+		} else
+			mnt = argv[i];
+	}
+	if (!mnt) {
+		fprintf(stderr, "usage: reservefs stat MOUNTPOINT [--json]\n");
+		return 2;
+	}
+	n = getxattr(mnt, "user.reservefs.stat", buf, sizeof(buf) - 1);
+	if (n < 0) {
+		fprintf(stderr, "reservefs stat: %s: %s\n", mnt,
+			errno == ENODATA || errno == ENOTSUP ? "not a reservefs mount" : strerror(errno));
+		return 1;
+	}
+	buf[n] = '\0';
+	if (json) {
+		fputs(buf, stdout);
+		return 0;
+	}
+	/* The JSON is flat but for "enospc" and "files": print it as lines. */
+	for (char *p = buf; *p; p++) {
+		switch (*p) {
+		case '{': case '}': case '[': case ']': case '"':
+			break;
+		case ',':
+			putchar('\n');
+			break;
+		case ':':
+			fputs(": ", stdout);
+			break;
+		default:
+			putchar(*p);
+		}
+	}
+	return 0;
+}
