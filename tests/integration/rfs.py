@@ -117,6 +117,30 @@ def pid_alive(pid):
         return False
 
 
+def wait_store_released(store, timeout=15):
+    """Wait until no reservefs process started elsewhere (background mode,
+    mount(8)) still runs on store.  Only looks; never signals anything."""
+    key = os.fsencode(os.path.abspath(store))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open('/proc/%s/cmdline' % d, 'rb') as f:
+                    args = f.read().split(b'\0')
+            except OSError:
+                continue
+            if any(b'reservefs' in a for a in args[:1]) and key in args and pid_alive(int(d)):
+                busy = True
+                break
+        if not busy:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def reap(pid):
     try:
         os.waitpid(pid, os.WNOHANG)

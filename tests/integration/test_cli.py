@@ -145,6 +145,7 @@ def test_mount_background_default(fsf):
         if rfs.is_mounted(m.mnt):
             run(['fusermount3', '-u', m.mnt], timeout=30)
     assert not rfs.is_mounted(m.mnt)
+    assert rfs.wait_store_released(m.store), 'background daemon did not exit after unmount'
     m.mount()
     assert open(m.path('hello')).read() == 'world'
 
@@ -165,6 +166,7 @@ def test_mount_helper_and_fstab_style(fsf):
     finally:
         if rfs.is_mounted(m.mnt):
             run(['fusermount3', '-u', m.mnt], timeout=30)
+    assert rfs.wait_store_released(m.store), 'daemon did not exit after unmount'
 
 
 def test_mount_readonly_option(fsf):
@@ -233,7 +235,7 @@ def find_version_cells(con):
         valcols = [c for c in cols if c.lower() in ('value', 'val', 'v')]
         if keycols and valcols:
             for (k,) in con.execute('select "%s" from "%s"' % (keycols[0], t)):
-                if isinstance(k, str) and 'version' in k.lower():
+                if isinstance(k, str) and ('version' in k.lower() or k.lower() == 'format'):
                     hits.append((t, valcols[0], (keycols[0], k)))
     return hits
 

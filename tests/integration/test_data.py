@@ -130,7 +130,7 @@ def test_seek_data_hole(fsf, mode):
         assert 4096 <= h <= size
         assert os.lseek(fd, MiB, os.SEEK_DATA) == MiB
         assert os.lseek(fd, MiB, os.SEEK_HOLE) >= MiB + 4096
-        assert os.lseek(fd, size - 1, os.SEEK_HOLE) == size
+        assert os.lseek(fd, size - 1, os.SEEK_HOLE) in (size - 1, size)
         with pytest.raises(OSError) as e:
             os.lseek(fd, size, os.SEEK_DATA)
         assert e.value.errno == errno.ENXIO
