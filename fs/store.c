@@ -191,6 +191,10 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 		fprintf(stderr, "reservefs: %s/lock: %s\n", store, strerror(errno));
 		return res;
 	}
+	/* A daemon that was just unmounted may still be writing its last
+	 * state back: give it a few seconds before calling the store busy. */
+	for (int i = 0; i < 200 && flock(fs->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0; i++)
+		g_usleep(50 * 1000);
 	if (flock(fs->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		fprintf(stderr, "reservefs: %s: store is in use by another reservefs "
 			"(mounted, or fsck running)\n", store);
