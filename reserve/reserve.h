@@ -6,7 +6,8 @@
  *    a fully reserved 1 TiB file is one extent.
  *  - struct rsv_ledger: the store-wide capacity (pages, inodes) and what is
  *    charged against it.  Charges are exact under concurrency: usage never
- *    exceeds capacity, not even for a moment (lock-free CAS on the counters).
+ *    exceeds capacity, not even for a moment (CAS on the counters; charges
+ *    share a reader lock that only a resize takes exclusively, see ledger.c).
  *
  * The map is not locked: its owner (the inode, in fs/) serialises access.
  * The ledger is a leaf: callers may hold their own locks while calling it,
@@ -90,7 +91,8 @@ enum rsv_event {		/* calls that can meet ENOSPC, for statistics */
 };
 
 struct rsv_ledger {
-	/* All fields are accessed with __atomic builtins only; no lock. */
+	/* All fields are accessed with __atomic builtins only; resizes and
+	 * charges are ordered by a process-wide rwlock in ledger.c. */
 	uint64_t capacity_pages;
 	uint64_t reserved_pages;	/* never > capacity_pages when charged */
 	uint64_t nr_inodes;
