@@ -439,7 +439,8 @@ def test_suid_sgid_cleared_on_write_by_non_owner(mnt_user):
 
 def test_suid_cleared_on_chown_by_owner(mnt_user):
     m = mnt_user
-    os.mkdir(m.path('d'), 0o777)
+    os.mkdir(m.path('d'))
+    os.chmod(m.path('d'), 0o777)
     p = m.path('d', 'f')
 
     def mk():
@@ -462,7 +463,8 @@ def test_permissions_enforced_as_user(mnt_user):
     assert rfs.as_user(errno_of, os.chmod, m.path('ro'), 0o777) == errno.EPERM
     assert rfs.as_user(errno_of, os.chown, m.path('ro'), 65534, 65534) == errno.EPERM
     # sticky /tmp-like dir
-    os.mkdir(m.path('tmp'), 0o1777)
+    os.mkdir(m.path('tmp'))
+    os.chmod(m.path('tmp'), 0o1777)
     write_file(m.path('tmp', 'rootfile'), b'', 0o666)
     assert rfs.as_user(errno_of, os.unlink, m.path('tmp', 'rootfile')) == errno.EPERM
     # a non-owner may not set the limits

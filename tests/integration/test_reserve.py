@@ -63,7 +63,7 @@ def test_fill_one_writer(fsf, mode, size, chunk):
     p = rfs.run(['df', '--output=avail', m.mnt], check=True)
     assert p.stdout.split()[-1] == '0'
     # nothing more fits, not even one byte at EOF
-    with open(m.path('w0'), 'ab') as f:
+    with open(m.path('w0'), 'ab', buffering=0) as f:
         assert enospc(f.write, b'x' * PAGE) or chunk % PAGE
     m.remount()
     check_fill_readback(m, res)
@@ -383,7 +383,7 @@ def test_runtime_size_and_inodes_via_xattr(fsf, mode):
     os.setxattr(m.mnt, 'user.reservefs.size', b'%d' % (500 * PAGE))
     s = m.statvfs()
     assert s.f_blocks == 500 and s.f_bfree == 0
-    with open(m.path('f'), 'ab') as f:
+    with open(m.path('f'), 'ab', buffering=0) as f:
         assert enospc(f.write, b'z' * PAGE)
     # malformed values are refused
     for bad in (b'lots', b'', b'-1'):
