@@ -39,17 +39,48 @@ static void cache_listed(struct cache *c, struct cache_file *cf, bool dirty)
 	g_mutex_unlock(&c->lock);
 }
 
+static uint64_t cache_file_pages(const struct cache_file *cf)
+{
+	return rsv_map_pages(&cf->dirty) + rsv_map_pages(&cf->inflight);
+}
+
 /* Forget the dirty pages of @cf: they are now clean (or gone). */
 static void cache_clean(struct cache *c, struct cache_file *cf)
 {
-	uint64_t n = rsv_map_pages(&cf->dirty);
+	uint64_t n = cache_file_pages(cf);
 
 	if (n == 0 && cf->dirty_since == 0)
 		return;
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	rsv_map_clear(&cf->dirty);
+	rsv_map_clear(&cf->inflight);
 	cf->dirty_since = 0;
 	cache_listed(c, cf, false);
+}
+
+/* The byte span [*start, *start + *len) covering every page of @m. */
+static bool cache_span(const struct rsv_map *m, off_t *start, off_t *len)
+{
+	if (m->n == 0)
+		return false;
+	*start = (off_t)m->ext[0].start << RSV_PAGE_SHIFT;
+	*len = (off_t)(m->ext[m->n - 1].end - m->ext[0].start) << RSV_PAGE_SHIFT;
+	return true;
+}
+
+/* Start writeback of the dirty pages without waiting: they move to the
+ * in-flight set, and the writer goes on while the disk works. */
+static void cache_submit(struct cache *c, struct cache_file *cf, int fd)
+{
+	off_t start, len;
+
+	if (!cache_span(&cf->dirty, &start, &len))
+		return;
+	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE) < 0)
+		return;	/* the waiting writeback below will report it */
+	for (uint32_t i = 0; i < cf->dirty.n; i++)
+		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
+	rsv_map_clear(&cf->dirty);
 }
 
 /* Write back every dirty page of @cf and wait for it: sync_file_range over
@@ -57,16 +88,14 @@ static void cache_clean(struct cache *c, struct cache_file *cf)
  * (cache_file_sync) is what makes metadata durable. */
 static int cache_writeback(struct cache *c, struct cache_file *cf, int fd)
 {
-	const struct rsv_extent *first, *last;
-	off_t start, len;
+	off_t s1, l1, s2, l2, start, end;
+	bool d = cache_span(&cf->dirty, &s1, &l1), f = cache_span(&cf->inflight, &s2, &l2);
 
-	if (cf->dirty.n == 0)
+	if (!d && !f)
 		return 0;
-	first = &cf->dirty.ext[0];
-	last = &cf->dirty.ext[cf->dirty.n - 1];
-	start = (off_t)first->start << RSV_PAGE_SHIFT;
-	len = (off_t)(last->end - first->start) << RSV_PAGE_SHIFT;
-	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE |
+	start = d && f ? MIN(s1, s2) : d ? s1 : s2;
+	end = d && f ? MAX(s1 + l1, s2 + l2) : d ? s1 + l1 : s2 + l2;
+	if (sync_file_range(fd, start, end - start, SYNC_FILE_RANGE_WAIT_BEFORE |
 			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
 		return -errno;
 	cf->writebacks++;
@@ -75,10 +104,33 @@ static int cache_writeback(struct cache *c, struct cache_file *cf, int fd)
 	return 0;
 }
 
+/* Wait for the pages in flight only (they were sent when the file passed
+ * half its limit), so the throttled writer waits for the disk's older work
+ * while its newer pages are queued behind. */
+static int cache_wait_inflight(struct cache *c, struct cache_file *cf, int fd)
+{
+	off_t start, len;
+	uint64_t n = rsv_map_pages(&cf->inflight);
+
+	if (!cache_span(&cf->inflight, &start, &len))
+		return 0;
+	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE |
+			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		return -errno;
+	cf->writebacks++;
+	__atomic_add_fetch(&c->writebacks, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
+	rsv_map_clear(&cf->inflight);
+	if (cf->dirty.n == 0)
+		cache_clean(c, cf);
+	return 0;
+}
+
 void cache_file_init(struct cache_file *cf, uint64_t key)
 {
 	cf->key = key;
 	rsv_map_init(&cf->dirty);
+	rsv_map_init(&cf->inflight);
 	cf->dirty_since = 0;
 	cf->writebacks = 0;
 	cf->throttles = 0;
@@ -88,7 +140,7 @@ void cache_file_finish(struct cache *c, struct cache_file *cf, int fd)
 {
 	/* Start the kernel's writeback of what is left without waiting: the
 	 * file is closed, nothing more is throttled against it. */
-	if (fd >= 0 && cf->dirty.n > 0)
+	if (fd >= 0 && cache_file_pages(cf) > 0)
 		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	cache_clean(c, cf);
 }
@@ -97,34 +149,43 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		       uint64_t start, uint64_t end)
 {
 	uint64_t added, now_dirty, max;
+	int res;
 
 	if (start >= end)
 		return 0;
-	added = rsv_map_add(&cf->dirty, start, end);
+	/* a page rewritten while in flight is dirty again */
+	added = rsv_map_add(&cf->dirty, start, end) - rsv_map_remove(&cf->inflight, start, end);
 	__atomic_add_fetch(&c->dirty_pages, added, __ATOMIC_RELAXED);
-	if (cf->dirty_since == 0 && cf->dirty.n > 0) {
+	if (cf->dirty_since == 0) {
 		cf->dirty_since = g_get_monotonic_time();
 		cache_listed(c, cf, true);
 	}
-	now_dirty = rsv_map_pages(&cf->dirty);
+	now_dirty = cache_file_pages(cf);
 	max = __atomic_load_n(&c->max_file_dirty_pages, __ATOMIC_RELAXED);
 	while (now_dirty > max &&
 	       !__atomic_compare_exchange_n(&c->max_file_dirty_pages, &max, now_dirty,
 					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
-	if (c->limit_pages == 0 || now_dirty <= c->limit_pages)
+	if (c->limit_pages == 0)
+		return 0;
+	if (rsv_map_pages(&cf->dirty) >= (c->limit_pages + 1) / 2)
+		cache_submit(c, cf, fd);
+	if (now_dirty <= c->limit_pages)
 		return 0;
 	cf->throttles++;
 	__atomic_add_fetch(&c->throttled, 1, __ATOMIC_RELAXED);
-	return cache_writeback(c, cf, fd);
+	res = cache_wait_inflight(c, cf, fd);
+	if (res == 0 && cache_file_pages(cf) > c->limit_pages)
+		res = cache_writeback(c, cf, fd);
+	return res;
 }
 
 void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end)
 {
-	uint64_t n = rsv_map_remove(&cf->dirty, start, end);
+	uint64_t n = rsv_map_remove(&cf->dirty, start, end) + rsv_map_remove(&cf->inflight, start, end);
 
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
-	if (cf->dirty.n == 0 && cf->dirty_since != 0)
+	if (cache_file_pages(cf) == 0 && cf->dirty_since != 0)
 		cache_clean(c, cf);
 }
 
@@ -151,7 +212,7 @@ int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasyn
 
 uint64_t cache_file_dirty_pages(const struct cache_file *cf)
 {
-	return rsv_map_pages(&cf->dirty);
+	return cache_file_pages(cf);
 }
 
 /* The background thread: wakes a few times per expire period, collects the

@@ -26,7 +26,8 @@ struct cache;
 
 struct cache_file {
 	uint64_t key;			/* immutable: the owner's name for this file (ino) */
-	struct rsv_map dirty;		/* owner's lock: dirty pages */
+	struct rsv_map dirty;		/* owner's lock: dirty pages not yet sent to the disk */
+	struct rsv_map inflight;	/* owner's lock: dirty pages under writeback, not waited for */
 	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page, 0 if clean */
 	uint64_t writebacks;		/* owner's lock: writebacks done on this file */
 	uint64_t throttles;		/* owner's lock: requests held back by the limit */

@@ -40,7 +40,8 @@ void fs_stat_json(struct fs *fs, GString *s)
 	g_hash_table_iter_init(&it, fs->itable);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct fs_inode *in = v;
-		struct ctl_top t = { in->ino, __atomic_load_n(&in->cf.dirty.pages, __ATOMIC_RELAXED),
+		struct ctl_top t = { in->ino, __atomic_load_n(&in->cf.dirty.pages, __ATOMIC_RELAXED) +
+					     __atomic_load_n(&in->cf.inflight.pages, __ATOMIC_RELAXED),
 				     __atomic_load_n(&in->size, __ATOMIC_RELAXED),
 				     __atomic_load_n(&in->rsv.pages, __ATOMIC_RELAXED) };
 		if (S_ISREG(in->mode) && t.dirty)

@@ -86,6 +86,7 @@ void fs_inode_free(struct fs_inode *in)
 {
 	rsv_map_clear(&in->rsv);
 	rsv_map_clear(&in->cf.dirty);
+	rsv_map_clear(&in->cf.inflight);
 	g_mutex_clear(&in->lock);
 	g_free(in);
 }
