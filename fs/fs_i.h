@@ -45,6 +45,7 @@ struct fs_opts {
 	int foreground;
 	int debug;
 	int ro;
+	int noatime;
 };
 
 struct fs_inode {
@@ -80,6 +81,7 @@ struct fs {
 	int data_fd;			/* immutable: STORE/data */
 	int lock_fd;			/* immutable: flock on STORE/lock */
 	bool ro;			/* immutable */
+	bool noatime;			/* immutable: mounted noatime */
 	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
 	uint64_t max_file_size;		/* immutable */
 	uid_t owner_uid;		/* immutable: who mounted */
@@ -175,6 +177,9 @@ void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *s
 void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e);
 int64_t fs_now(void);
 void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
+/* relatime: a read updates atime when it is not newer than mtime/ctime or a
+ * day old.  Takes in->lock only when an update is due. */
+void fs_inode_accessed(struct fs *fs, struct fs_inode *in);
 int fs_inode_free_data(struct fs *fs, struct fs_inode *in);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */

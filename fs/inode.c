@@ -31,6 +31,32 @@ void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime)
 		in->ctime = now;
 }
 
+static bool inode_atime_due(const struct fs_inode *in, int64_t now)
+{
+	int64_t a = __atomic_load_n(&in->atime, __ATOMIC_RELAXED);
+
+	return a <= __atomic_load_n(&in->mtime, __ATOMIC_RELAXED) ||
+	       a <= __atomic_load_n(&in->ctime, __ATOMIC_RELAXED) ||
+	       now - a >= (int64_t)24 * 3600 * 1000000000;
+}
+
+void fs_inode_accessed(struct fs *fs, struct fs_inode *in)
+{
+	int64_t now;
+
+	if (fs->ro || fs->noatime)
+		return;
+	now = fs_now();
+	if (!inode_atime_due(in, now))
+		return;
+	g_mutex_lock(&in->lock);
+	if (inode_atime_due(in, now)) {
+		in->atime = now;
+		in->attr_dirty = true;
+	}
+	g_mutex_unlock(&in->lock);
+}
+
 static void ns_to_ts(int64_t ns, struct timespec *ts)
 {
 	ts->tv_sec = ns / 1000000000;

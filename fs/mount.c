@@ -20,7 +20,7 @@
 
 struct fs *fs_global;
 
-enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION };
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION, KEY_NOATIME };
 
 struct mount_args {
 	struct fs_opts o;
@@ -41,6 +41,7 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("noatime", KEY_NOATIME),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -76,6 +77,9 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 		return 1;
 	case KEY_RO:
 		a->o.ro = 1;
+		return 1;
+	case KEY_NOATIME:
+		a->o.noatime = 1;
 		return 1;
 	case KEY_HELP:
 		printf("usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
@@ -286,6 +290,7 @@ int fs_main_mount(int argc, char *argv[])
 	fs->attr_timeout = 86400.0;
 	fs->owner_uid = getuid();
 	fs->mmap_dirty_max = 64 << 20;
+	fs->noatime = a.o.noatime;
 	g_log_set_default_handler(log_handler, &a.o);
 	if (!fs->mountpoint) {
 		fprintf(stderr, "reservefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));

@@ -674,6 +674,7 @@ static void dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
 		fuse_reply_err(req, -res);
 		return;
 	}
+	fs_inode_accessed(fs, dir);
 	buf = g_malloc(size);
 	if (off == 0 && !dir_add(req, buf, size, &pos, plus, ".", ino, S_IFDIR, 1))
 		goto done;

@@ -65,6 +65,8 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
+	if (!(fi->flags & O_NOATIME))
+		fs_inode_accessed(FS(req), file_inode(fi));
 	/* the backing fd is stable while the file is open; pread needs no lock */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = file_inode(fi)->fd;
