@@ -46,6 +46,7 @@ struct fs_opts {
 	int debug;
 	int ro;
 	int noatime;
+	int bench_no_reserve;
 };
 
 struct fs_inode {
@@ -82,6 +83,7 @@ struct fs {
 	int lock_fd;			/* immutable: flock on STORE/lock */
 	bool ro;			/* immutable */
 	bool noatime;			/* immutable: mounted noatime */
+	bool bench_no_reserve;		/* immutable: benchmarks only: writes skip the ledger */
 	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
 	uint64_t max_file_size;		/* immutable */
 	uid_t owner_uid;		/* immutable: who mounted */

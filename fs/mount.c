@@ -37,6 +37,8 @@ static const struct fuse_opt mount_opts[] = {
 	MOPT("dirty_limit=%s", dirty_limit),
 	MOPT("dirty_expire=%s", dirty_expire),
 	MOPT("mmap_dirty_max=%s", mmap_dirty_max),
+	/* benchmarks only: measure what the reservation bookkeeping costs */
+	{ "bench_no_reserve", offsetof(struct mount_args, o.bench_no_reserve), 1 },
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -291,6 +293,9 @@ int fs_main_mount(int argc, char *argv[])
 	fs->owner_uid = getuid();
 	fs->mmap_dirty_max = 64 << 20;
 	fs->noatime = a.o.noatime;
+	fs->bench_no_reserve = a.o.bench_no_reserve;
+	if (fs->bench_no_reserve)
+		g_warning("bench_no_reserve: writes bypass the capacity ledger (benchmarks only)");
 	g_log_set_default_handler(log_handler, &a.o);
 	if (!fs->mountpoint) {
 		fprintf(stderr, "reservefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));

@@ -88,7 +88,8 @@ static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_buf
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
 	old_size = in->size;
-	res = fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
+	res = fs->bench_no_reserve ? (ssize_t)len :
+	      fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
 	if (res > 0) {
 		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(res);
 
