@@ -69,6 +69,7 @@ struct fs_inode {
 	fuse_ino_t parent;		/* directories: the one parent */
 	bool attr_dirty;		/* times/size/rsv not yet in SQLite */
 	bool deleted;			/* nlink 0 and data freed */
+	bool has_xattrs;		/* false: it has none (getxattr answers without SQLite) */
 	int fd;				/* backing file while nopen > 0 or busy, else -1 */
 	bool rsv_loaded;		/* rsv reflects the backing file */
 	uint64_t rsv_pages_db;		/* reserved pages as last stored */

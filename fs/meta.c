@@ -249,6 +249,14 @@ int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
 	in->parent = sqlite3_column_int64(st, 11);
 	in->rsv_pages_db = sqlite3_column_int64(st, 12);
 	sqlite3_reset(st);
+	/* The kernel asks for security.capability before every write: know
+	 * from memory that there is none. */
+	st = meta_stmt(fs, "SELECT 1 FROM xattrs WHERE ino = ? LIMIT 1");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	in->has_xattrs = sqlite3_step(st) != SQLITE_DONE;
+	sqlite3_reset(st);
 	return 0;
 }
 

@@ -185,6 +185,7 @@ static int xattr_do_set(struct fs *fs, fuse_ino_t ino, const char *name, const c
 			res = fs_meta_setxattr(fs, ino, name, value, size, flags);
 		}
 		if (res == 0) {
+			in->has_xattrs = true;
 			in->ctime = fs_now();
 			res = fs_meta_store_inode(fs, in);
 		}
@@ -242,9 +243,17 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		return;
 	}
 	if ((res = xattr_check_name(name)) == 0) {
-		g_mutex_lock(&fs->db_lock);
-		res = fs_meta_getxattr(fs, ino, name, &val, &len);
-		g_mutex_unlock(&fs->db_lock);
+		struct fs_inode *in = NULL;
+
+		res = fs_inode_get(fs, ino, &in);
+		if (res == 0 && !__atomic_load_n(&in->has_xattrs, __ATOMIC_RELAXED)) {
+			res = -ENODATA;
+		} else if (res == 0) {
+			g_mutex_lock(&fs->db_lock);
+			res = fs_meta_getxattr(fs, ino, name, &val, &len);
+			g_mutex_unlock(&fs->db_lock);
+		}
+		fs_inode_put(fs, in);
 	}
 	if (res < 0)
 		fuse_reply_err(req, res == -EOPNOTSUPP ? ENODATA : -res);

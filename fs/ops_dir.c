@@ -203,6 +203,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = fs_meta_insert_inode(fs, in, nw->link);
 	if (res == 0)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
+	in->has_xattrs = dir->has_xattrs;	/* default ACLs are inherited */
 	if (res == 0)
 		res = fs_meta_link(fs, parent, name, in->ino);
 	if (res == 0 && S_ISREG(in->mode)) {
