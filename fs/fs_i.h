@@ -108,6 +108,7 @@ extern struct fs *fs_global;
 /* ---- meta.c: the SQLite store -------------------------------------- */
 int fs_meta_open(struct fs *fs, bool create);
 void fs_meta_close(struct fs *fs);
+const char *fs_meta_errmsg(struct fs *fs);	/* SQLite's word on the last failure */
 int fs_meta_begin(struct fs *fs);		/* takes db_lock */
 int fs_meta_commit(struct fs *fs, int res);	/* commits if res == 0, else rolls back; drops db_lock; returns res */
 int fs_meta_finish(struct fs *fs, int res);	/* the same, keeping db_lock */

@@ -106,6 +106,20 @@ int fs_meta_exec(struct fs *fs, const char *sql)
 	return 0;
 }
 
+/* Quiet: a store that fails here is reported once, by the caller, with
+ * fs_meta_errmsg(). */
+static int meta_exec_quiet(struct fs *fs, const char *sql)
+{
+	int rc = sqlite3_exec(fs->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : meta_errno(rc);
+}
+
+const char *fs_meta_errmsg(struct fs *fs)
+{
+	return fs->db ? sqlite3_errmsg(fs->db) : "cannot open";
+}
+
 int fs_meta_open(struct fs *fs, bool create)
 {
 	char *path = g_build_filename(fs->store, "meta.db", NULL);
@@ -116,18 +130,14 @@ int fs_meta_open(struct fs *fs, bool create)
 		flags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &fs->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	g_free(path);
-	if (rc != SQLITE_OK) {
-		int res = meta_errno(rc);
-		sqlite3_close(fs->db);
-		fs->db = NULL;
-		return res ? res : -EIO;
-	}
+	if (rc != SQLITE_OK)
+		return meta_errno(rc) ? meta_errno(rc) : -EIO;
 	meta_stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, meta_finalize);
 	sqlite3_busy_timeout(fs->db, 5000);
-	if (!fs->ro && (rc = fs_meta_exec(fs, "PRAGMA journal_mode=WAL")) < 0)
+	if (!fs->ro && (rc = meta_exec_quiet(fs, "PRAGMA journal_mode=WAL")) < 0)
 		return rc;
-	if ((rc = fs_meta_exec(fs, "PRAGMA synchronous=NORMAL")) < 0 ||
-	    (rc = fs_meta_exec(fs, "PRAGMA cache_size=-16384")) < 0)
+	if ((rc = meta_exec_quiet(fs, "PRAGMA synchronous=NORMAL")) < 0 ||
+	    (rc = meta_exec_quiet(fs, "PRAGMA cache_size=-16384")) < 0)
 		return rc;
 	if (create)
 		return fs_meta_exec(fs, meta_schema);

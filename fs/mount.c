@@ -272,7 +272,7 @@ int fs_main_mount(int argc, char *argv[])
 	struct fuse_loop_config *cfg;
 	struct cache_params cp = { 8 << 20, 30000 };
 	struct fs *fs;
-	char *v = NULL, *extra, *fsname;
+	char *v = NULL, *extra;
 	bool clean, switched = false;
 	enum rsv_mode stored_mode;
 	int res, ret = 1;
@@ -310,6 +310,30 @@ int fs_main_mount(int argc, char *argv[])
 			"or Nms)\n", a.o.dirty_expire);
 		return 2;
 	}
+	/* The session parses libfuse's options: a bad one must be refused
+	 * before the store is touched. */
+	{
+		GString *esc = g_string_new(NULL);
+		for (const char *p = a.store; *p; p++) {
+			if (*p == ',' || *p == '\\')
+				g_string_append_c(esc, '\\');
+			g_string_append_c(esc, *p);
+		}
+		extra = g_strdup_printf("-osubtype=reservefs,fsname=%s,default_permissions%s",
+					esc->str, a.o.ro ? "" : "");
+		g_string_free(esc, TRUE);
+	}
+	fuse_opt_insert_arg(&args, 1, extra);
+	g_free(extra);
+
+	memset(&ops, 0, sizeof(ops));
+	ops.init = mount_init;
+	fs_ops_dir_init(&ops);
+	fs_ops_file_init(&ops);
+	fs_ops_attr_init(&ops);
+	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	if (!se)
+		return 2;	/* libfuse printed why (e.g. an unknown option) */
 	if (fs_store_open(fs, a.store, a.o.ro, false) < 0)
 		goto out;
 	if ((res = fs_store_load_params(fs, &fs->params)) < 0) {
@@ -337,6 +361,7 @@ int fs_main_mount(int argc, char *argv[])
 		if (rsv_parse_mode(v, &last) == 0)
 			stored_mode = last;
 		g_free(v);
+		v = NULL;
 	}
 	/* eof mode after a write-mode mount: holes below EOF need reserving */
 	switched = stored_mode == RSV_MODE_WRITE && fs->params.mode == RSV_MODE_EOF;
@@ -348,48 +373,9 @@ int fs_main_mount(int argc, char *argv[])
 		g_warning("%s: %" PRIu64 " pages in use exceed the capacity of %" PRIu64
 			  " pages: nothing can grow until space is freed", a.store,
 			  rsv_reserved_pages(&fs->ledger), rsv_capacity_pages(&fs->ledger));
-	if (!fs->ro) {
-		if (fs_meta_get_super(fs, "generation", &v) == 0)
-			fs->generation = g_ascii_strtoull(v, NULL, 10) + 1;
-		g_free(v);
-		if (fs->generation == 0)
-			fs->generation = 1;
-		if ((res = fs_meta_set_super(fs, "clean", "0")) < 0 ||
-		    (res = mount_set_super_u64(fs, "generation", fs->generation)) < 0 ||
-		    (res = fs_meta_set_super(fs, "last_mode", rsv_mode_name(fs->params.mode))) < 0 ||
-		    (res = fs_meta_sync(fs)) < 0) {
-			fprintf(stderr, "reservefs: %s: cannot write the store: %s\n", a.store,
-				strerror(-res));
-			goto out;
-		}
-	}
 	/* SQLite's file locks do not survive fork(): reopen after daemonizing */
 	fs_meta_close(fs);
 
-	fsname = g_strescape(a.store, NULL);
-	{
-		GString *esc = g_string_new(NULL);
-		for (const char *p = a.store; *p; p++) {
-			if (*p == ',' || *p == '\\')
-				g_string_append_c(esc, '\\');
-			g_string_append_c(esc, *p);
-		}
-		extra = g_strdup_printf("-osubtype=reservefs,fsname=%s,default_permissions%s",
-					esc->str, a.o.ro ? "" : "");
-		g_string_free(esc, TRUE);
-	}
-	g_free(fsname);
-	fuse_opt_insert_arg(&args, 1, extra);
-	g_free(extra);
-
-	memset(&ops, 0, sizeof(ops));
-	ops.init = mount_init;
-	fs_ops_dir_init(&ops);
-	fs_ops_file_init(&ops);
-	fs_ops_attr_init(&ops);
-	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
-	if (!se)
-		goto out;	/* libfuse printed why (e.g. an unknown option) */
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, fs->mountpoint) < 0)
@@ -401,6 +387,23 @@ int fs_main_mount(int argc, char *argv[])
 	if ((res = fs_meta_open(fs, false)) < 0) {
 		g_critical("%s: cannot reopen meta.db: %s", a.store, strerror(-res));
 		goto out_unmount;
+	}
+	/* Mounted: from here on the store is in use (and unclean until we
+	 * unmount cleanly). */
+	if (!fs->ro) {
+		v = NULL;
+		if (fs_meta_get_super(fs, "generation", &v) == 0)
+			fs->generation = g_ascii_strtoull(v, NULL, 10) + 1;
+		g_free(v);
+		if (fs->generation == 0)
+			fs->generation = 1;
+		if ((res = fs_meta_set_super(fs, "clean", "0")) < 0 ||
+		    (res = mount_set_super_u64(fs, "generation", fs->generation)) < 0 ||
+		    (res = fs_meta_set_super(fs, "last_mode", rsv_mode_name(fs->params.mode))) < 0 ||
+		    (res = fs_meta_sync(fs)) < 0) {
+			g_critical("%s: cannot write the store: %s", a.store, strerror(-res));
+			goto out_unmount;
+		}
 	}
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	g_thread_unref(g_thread_new("bdi", mount_bdi_thread, fs));
@@ -419,6 +422,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
+	se = NULL;
 	if (fs->db) {
 		fs_inode_destroy_all(fs);
 		if (!fs->ro) {
@@ -431,6 +435,8 @@ out_destroy:
 	}
 	cache_free(fs->cache);
 out:
+	if (se)
+		fuse_session_destroy(se);
 	fs_store_close(fs);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -237,12 +237,15 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 	}
 	res = fs_meta_open(fs, create);
 	if (res < 0) {
-		fprintf(stderr, "reservefs: %s/meta.db: cannot open: %s\n", store, strerror(-res));
+		fprintf(stderr, "reservefs: %s/meta.db: %s (%s)\n", store,
+			res == -EIO ? "corrupt or not a reservefs store" : strerror(-res),
+			fs_meta_errmsg(fs));
 		return res;
 	}
 	if (create)
 		return 0;
-	res = fs_meta_get_super(fs, "format", &v);
+	res = sqlite3_exec(fs->db, "SELECT 1 FROM super LIMIT 1", NULL, NULL, NULL) == SQLITE_OK ?
+	      fs_meta_get_super(fs, "format", &v) : -EIO;
 	if (res < 0) {
 		fprintf(stderr, "reservefs: %s/meta.db: corrupt or not a reservefs store "
 			"(no format record)\n", store);
