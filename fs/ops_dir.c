@@ -67,6 +67,15 @@ static int dir_lookup_ino(struct fs *fs, fuse_ino_t parent, const char *name, fu
 
 /* ---- lookup / forget ------------------------------------------------ */
 
+/* The entry the kernel is about to be given: one more lookup reference. */
+static void dir_take_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry_param *e)
+{
+	g_mutex_lock(&in->lock);
+	fs_inode_fill_entry(fs, in, e);
+	g_mutex_unlock(&in->lock);
+	fs_inode_lookup_inc(fs, in);
+}
+
 static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 			 struct fuse_entry_param *e)
 {
@@ -96,10 +105,7 @@ static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 		return res;
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res == -ESTALE ? -ENOENT : res;
-	g_mutex_lock(&in->lock);
-	fs_inode_fill_entry(fs, in, e);
-	g_mutex_unlock(&in->lock);
-	fs_inode_lookup_inc(fs, in);
+	dir_take_entry(fs, in, e);
 	fs_inode_put(fs, in);
 	return 0;
 }
@@ -250,10 +256,7 @@ static void dir_reply_new(fuse_req_t req, int res, struct fs_inode *in)
 		fuse_reply_err(req, -res);
 		return;
 	}
-	g_mutex_lock(&in->lock);
-	fs_inode_fill_entry(fs, in, &e);
-	g_mutex_unlock(&in->lock);
-	fs_inode_lookup_inc(fs, in);
+	dir_take_entry(fs, in, &e);
 	fs_inode_put(fs, in);
 	fuse_reply_entry(req, &e);
 }
@@ -262,7 +265,6 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	struct dir_new nw = { .mode = S_IFDIR | (mode & 07777) };
 	struct fs_inode *in = NULL;
-
 	int res = dir_do_create(FS(req), req, parent, name, &nw, &in);
 
 	dir_reply_new(req, res, in);
@@ -304,19 +306,13 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	struct fs_inode *in = NULL;
 	int res = dir_do_create(fs, req, parent, name, &nw, &in);
 
-	if (res == 0 && (res = fs_inode_open(fs, in)) < 0) {
-		/* created but not opened: the entry still counts */
-		dir_reply_new(req, 0, in);
-		return;
-	}
+	if (res == 0 && (res = fs_inode_open(fs, in)) < 0)
+		fs_inode_put(fs, in);	/* created, not opened: the kernel looks it up */
 	if (res < 0) {
 		fuse_reply_err(req, -res);
 		return;
 	}
-	g_mutex_lock(&in->lock);
-	fs_inode_fill_entry(fs, in, &e);
-	g_mutex_unlock(&in->lock);
-	fs_inode_lookup_inc(fs, in);
+	dir_take_entry(fs, in, &e);
 	fi->fh = (uintptr_t)in;
 	fi->keep_cache = 1;
 	fs_inode_put(fs, in);	/* nopen keeps it */

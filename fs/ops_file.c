@@ -74,6 +74,22 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* After copying @n of the @want bytes reserved at @off: give back the pages
+ * the copy did not reach, and account for what it wrote.  Returns @n. */
+static ssize_t file_write_done(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t off,
+			       uint64_t old_size, ssize_t want, ssize_t n)
+{
+	if (n < want) {
+		uint64_t done = off + (n > 0 ? n : 0);
+		uint64_t from = fs->ledger.mode == RSV_MODE_EOF ?
+			rsv_page_up(MAX(done, old_size)) : rsv_page_up(done);
+		fs_data_undo(fs, in, undo, from);
+	}
+	if (n > 0)
+		fs_data_written(fs, in, in->fd, off, n);
+	return n;
+}
+
 static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_bufvec *src,
 			     off_t off, bool writepage)
 {
@@ -97,16 +113,7 @@ static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_buf
 		dst.buf[0].fd = in->fd;
 		dst.buf[0].pos = off;
 		n = fuse_buf_copy(&dst, src, 0);
-		if (n < res) {
-			/* Give back the pages the write did not reach. */
-			uint64_t done = off + (n > 0 ? n : 0);
-			uint64_t from = fs->ledger.mode == RSV_MODE_EOF ?
-				rsv_page_up(MAX(done, old_size)) : rsv_page_up(done);
-			fs_data_undo(fs, in, undo, from);
-		}
-		if (n > 0)
-			fs_data_written(fs, in, in->fd, off, n);
-		res = n;
+		res = file_write_done(fs, in, undo, off, old_size, res, n);
 	}
 	g_mutex_unlock(&in->lock);
 	if (undo)
@@ -225,15 +232,7 @@ static ssize_t file_do_copy_range(struct fs *fs, struct fs_inode *src, off_t off
 			}
 			n += r;
 		}
-		if (n < res) {
-			uint64_t done = off_out + (n > 0 ? n : 0);
-			uint64_t from = fs->ledger.mode == RSV_MODE_EOF ?
-				rsv_page_up(MAX(done, old_size)) : rsv_page_up(done);
-			fs_data_undo(fs, dst, undo, from);
-		}
-		if (n > 0)
-			fs_data_written(fs, dst, dst->fd, off_out, n);
-		res = n;
+		res = file_write_done(fs, dst, undo, off_out, old_size, res, n);
 	}
 out:
 	if (second != first)
