@@ -439,5 +439,13 @@ out:
 		fuse_session_destroy(se);
 	fs_store_close(fs);
 	fuse_opt_free_args(&args);
+	free(a.store);
+	free(a.mountpoint);
+	free(a.o.size);
+	free(a.o.nr_inodes);
+	free(a.o.reserve);
+	free(a.o.dirty_limit);
+	free(a.o.dirty_expire);
+	free(a.o.mmap_dirty_max);
 	return ret;
 }
