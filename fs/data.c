@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -248,8 +249,11 @@ out:
 	return res;
 }
 
-/* Zero [off, end) in the backing file keeping its blocks allocated. */
-static int data_zero_keep(int fd, uint64_t off, uint64_t end)
+/* Zero bytes [off, end) of the backing file, keeping its blocks allocated.
+ * Whole pages are punched and allocated again, so they become unwritten
+ * extents that SEEK_HOLE reports as holes (ZERO_RANGE over freshly written
+ * pages would leave written zeroes behind). */
+static int data_zero_bytes(int fd, uint64_t off, uint64_t end)
 {
 	if (off >= end)
 		return 0;
@@ -261,6 +265,30 @@ static int data_zero_keep(int fd, uint64_t off, uint64_t end)
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, end - off) < 0)
 		return -errno;
 	return data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, rsv_page_down(off), rsv_page_up(end));
+}
+
+static int data_zero_keep(int fd, uint64_t off, uint64_t end)
+{
+	uint64_t a = rsv_page_up(off), b = rsv_page_down(end);
+	int res;
+
+	if (off >= end)
+		return 0;
+	if (a >= b)
+		return data_zero_bytes(fd, off, end);
+	if ((res = data_zero_bytes(fd, off, a << RSV_PAGE_SHIFT)) < 0 ||
+	    (res = data_zero_bytes(fd, b << RSV_PAGE_SHIFT, end)) < 0)
+		return res;
+	data_punch_pages(fd, a, b);
+	res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, a, b);
+	if (res < 0) {
+		/* the backing disk is full: keep the pages allocated as zeroes */
+		res = data_zero_bytes(fd, a << RSV_PAGE_SHIFT, b << RSV_PAGE_SHIFT);
+		if (res < 0)
+			g_warning("cannot re-allocate pages %" PRIu64 "-%" PRIu64 " of a backing "
+				  "file after a punch: %s", a, b, strerror(-res));
+	}
+	return res;
 }
 
 static int data_punch(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t end)

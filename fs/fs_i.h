@@ -95,6 +95,7 @@ struct fs {
 	uint64_t mmap_dirty_max;	/* immutable */
 	uint64_t writeback_failures;	/* atomic: write-mode mmap writebacks refused */
 	uint64_t generation;		/* immutable: this mount's generation */
+	struct fuse_session *se;	/* immutable once mounted: for notifications */
 
 	GMutex db_lock;
 	sqlite3 *db;			/* db_lock */
@@ -198,6 +199,16 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size);
 int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
 		      uint64_t len);
 void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len);
+
+/* ---- perm.c: privilege rules the kernel leaves to us ----------------- */
+/* The mode after a write/truncate/fallocate/ACL change by the caller of
+ * @req: setuid goes, setgid goes when group-executable or when the caller
+ * is not in the file's group (what setattr_should_drop_sgid() does for
+ * kernel filesystems; FUSE's own kill logic keeps it in the second case). */
+mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid);
+bool fs_perm_in_group(fuse_req_t req, gid_t gid);
+/* Tell the kernel its cached attributes of @ino are stale. */
+void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
 
 /* ---- ops: fuse_lowlevel_ops tables -------------------------------- */
 void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);

@@ -160,7 +160,9 @@ static void mount_init(void *userdata, struct fuse_conn_info *conn)
 		FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS;
 
 	conn->want |= want & conn->capable;
-	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_AUTO_INVAL_DATA |
+	/* async direct I/O completes without invalidating the page cache we
+	 * keep across opens (keep_cache): buffered readers saw stale data */
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ASYNC_DIO |
 			FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC);
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
@@ -405,6 +407,7 @@ int fs_main_mount(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
+	fs->se = se;
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	g_thread_unref(g_thread_new("bdi", mount_bdi_thread, fs));
 
@@ -417,6 +420,7 @@ int fs_main_mount(int argc, char *argv[])
 	ret = res == 0 ? 0 : 1;
 
 out_unmount:
+	fs->se = NULL;
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

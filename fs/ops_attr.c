@@ -38,8 +38,8 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static int attr_do_setattr(struct fs *fs, struct fs_inode *in, struct stat *attr, int to_set,
-			   struct fuse_file_info *fi, struct stat *out)
+static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
+			   struct stat *attr, int to_set, struct stat *out)
 {
 	int64_t now = fs_now();
 	int res = 0;
@@ -71,6 +71,8 @@ static int attr_do_setattr(struct fs *fs, struct fs_inode *in, struct stat *attr
 			goto out;
 		if (!(to_set & FUSE_SET_ATTR_MTIME))
 			in->mtime = now;
+		if (!(to_set & FUSE_SET_ATTR_MODE))
+			in->mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	}
 	if (to_set & FUSE_SET_ATTR_MODE)
 		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);
@@ -111,7 +113,7 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 	int res = fs_inode_get(fs, ino, &in);
 
 	if (res == 0) {
-		res = attr_do_setattr(fs, in, attr, to_set, fi, &st);
+		res = attr_do_setattr(fs, req, in, attr, to_set, &st);
 		fs_inode_put(fs, in);
 	}
 	if (res < 0)
@@ -148,8 +150,8 @@ static bool xattr_is_ctl(fuse_ino_t ino, const char *name)
 	return ino == FS_ROOT_INO && g_str_has_prefix(name, CTL_PREFIX);
 }
 
-static int xattr_do_set(struct fs *fs, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
 {
 	struct fs_inode *in;
 	int res;
@@ -171,6 +173,10 @@ static int xattr_do_set(struct fs *fs, fuse_ino_t ino, const char *name, const c
 			 * the mode is not kept (as kernel filesystems do) */
 			mode_t mode = in->mode;
 			res = fs_acl_to_mode(value, size, &mode);
+			/* like chmod: setgid goes unless the caller is in the group */
+			if (res >= 0 && (mode & S_ISGID) && fuse_req_ctx(req)->uid != 0 &&
+			    !fs_perm_in_group(req, in->gid))
+				mode &= ~S_ISGID;
 			if (res >= 0) {
 				in->mode = mode;
 				if (res == 1) {
@@ -211,7 +217,7 @@ static void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 	if (xattr_is_ctl(ino, name))
 		res = fs_ctl_setxattr(fs, req, name, value, size);
 	else
-		res = xattr_do_set(fs, ino, name, value, size, flags);
+		res = xattr_do_set(fs, req, ino, name, value, size, flags);
 	fuse_reply_err(req, -res);
 }
 

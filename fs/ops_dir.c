@@ -87,12 +87,14 @@ static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 		return res;
 	if ((res = fs_inode_get(fs, parent, &dir)) < 0)
 		return res;
-	if (!S_ISDIR(dir->mode)) {
-		fs_inode_put(fs, dir);
-		return -ENOTDIR;
-	}
+	/* "." of any inode: the kernel resolves file handles (open_by_handle,
+	 * NFS export) by looking up "." on the nodeid itself */
 	if (strcmp(name, ".") == 0) {
 		ino = parent;
+		if (__atomic_load_n(&dir->nlink, __ATOMIC_RELAXED) == 0)
+			res = -ESTALE;
+	} else if (!S_ISDIR(dir->mode)) {
+		res = -ENOTDIR;
 	} else if (strcmp(name, "..") == 0) {
 		g_mutex_lock(&dir->lock);
 		ino = dir->parent;

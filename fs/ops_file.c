@@ -90,9 +90,30 @@ static ssize_t file_write_done(struct fs *fs, struct fs_inode *in, GArray *undo,
 	return n;
 }
 
-static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_bufvec *src,
-			     off_t off, bool writepage)
+/* A write, truncate or fallocate by an unprivileged caller drops setuid and
+ * (as the kernel's own filesystems do) setgid.  in->lock held; returns true
+ * when the mode changed and the kernel must be told. */
+static bool file_kill_suid(struct fs *fs, fuse_req_t req, struct fs_inode *in)
 {
+	mode_t mode;
+
+	if (!(in->mode & (S_ISUID | S_ISGID)))
+		return false;
+	mode = fs_perm_kill_suid(req, in->mode, in->gid);
+	if (mode == in->mode)
+		return false;
+	in->mode = mode;
+	in->ctime = fs_now();
+	g_mutex_lock(&fs->db_lock);
+	fs_meta_store_inode(fs, in);
+	g_mutex_unlock(&fs->db_lock);
+	return true;
+}
+
+static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
+			     struct fuse_bufvec *src, off_t off, bool writepage)
+{
+	bool killed = false;
 	size_t len = fuse_buf_size(src);
 	GArray *undo = NULL;
 	uint64_t old_size;
@@ -103,6 +124,8 @@ static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_buf
 	if (off < 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
+	if (!writepage)
+		killed = file_kill_suid(fs, req, in);
 	old_size = in->size;
 	res = fs->bench_no_reserve ? (ssize_t)len :
 	      fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
@@ -118,13 +141,15 @@ static ssize_t file_do_write(struct fs *fs, struct fs_inode *in, struct fuse_buf
 	g_mutex_unlock(&in->lock);
 	if (undo)
 		g_array_free(undo, TRUE);
+	if (killed)
+		fs_perm_inval_attr(fs, in->ino);
 	return res;
 }
 
 static void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 			    off_t off, struct fuse_file_info *fi)
 {
-	ssize_t res = file_do_write(FS(req), file_inode(fi), bufv, off, fi->writepage);
+	ssize_t res = file_do_write(FS(req), req, file_inode(fi), bufv, off, fi->writepage);
 
 	if (res < 0)
 		fuse_reply_err(req, -res);
@@ -156,9 +181,10 @@ static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	fuse_reply_err(req, -file_do_fsync(FS(req), file_inode(fi), datasync));
 }
 
-static int file_do_fallocate(struct fs *fs, struct fs_inode *in, int mode, off_t off,
-			     off_t len)
+static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in, int mode,
+			     off_t off, off_t len)
 {
+	bool killed;
 	int res;
 
 	if (fs->ro)
@@ -166,17 +192,20 @@ static int file_do_fallocate(struct fs *fs, struct fs_inode *in, int mode, off_t
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
+	killed = file_kill_suid(fs, req, in);
 	res = fs_data_fallocate(fs, in, in->fd, mode, off, len);
 	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
 		fs_inode_touch(in, false, true, true);
 	g_mutex_unlock(&in->lock);
+	if (killed)
+		fs_perm_inval_attr(fs, in->ino);
 	return res;
 }
 
 static void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			    struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -file_do_fallocate(FS(req), file_inode(fi), mode, off, len));
+	fuse_reply_err(req, -file_do_fallocate(FS(req), req, file_inode(fi), mode, off, len));
 }
 
 static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
