@@ -183,6 +183,8 @@ void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, u
 		return;
 	if (off + len > in->size)
 		in->size = off + len;
+	if (in->zero.n)
+		rsv_map_remove(&in->zero, rsv_page_down(off), rsv_page_up(off + len));
 	fs_inode_touch(in, false, true, true);
 	in->attr_dirty = true;
 	cache_file_dirtied(fs->cache, &in->cf, fd, rsv_page_down(off), rsv_page_up(off + len));
@@ -202,6 +204,7 @@ static void data_release_from(struct fs *fs, struct fs_inode *in, int fd, uint64
 		in->attr_dirty = true;
 	}
 	cache_file_drop(fs->cache, &in->cf, page, UINT64_MAX >> RSV_PAGE_SHIFT);
+	rsv_map_remove(&in->zero, page, UINT64_MAX >> RSV_PAGE_SHIFT);
 }
 
 int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size)
@@ -300,6 +303,7 @@ static int data_punch(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, 
 	keep_end = fs->ledger.mode == RSV_MODE_EOF ? MIN(end, MAX(off, size)) : off;
 	if ((res = data_zero_keep(fd, off, keep_end)) < 0)
 		return res;
+	rsv_map_add(&in->zero, rsv_page_up(off), rsv_page_down(keep_end));
 	if (keep_end >= end)
 		goto out;
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, keep_end,
@@ -372,7 +376,11 @@ int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint
 		}
 	}
 	if (mode & FALLOC_FL_ZERO_RANGE) {
-		res = data_zero_keep(fd, off, keep ? MIN(end, MAX(off, in->size)) : end);
+		uint64_t zend = keep ? MIN(end, MAX(off, in->size)) : end;
+
+		res = data_zero_keep(fd, off, zend);
+		if (res == 0)
+			rsv_map_add(&in->zero, rsv_page_up(off), rsv_page_down(zend));
 		cache_file_drop(fs->cache, &in->cf, rsv_page_up(off), rsv_page_down(end));
 	}
 	if (res == 0 && !keep && end > in->size) {
@@ -385,5 +393,59 @@ int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint
 		fs_data_undo(fs, in, undo, 0);
 	g_array_free(undo, TRUE);
 	in->attr_dirty = true;
+	return res;
+}
+
+static int data_first_cb(uint64_t start, uint64_t end, void *arg)
+{
+	*(uint64_t *)arg = start;
+	return 1;
+}
+
+/* The first page of [p, end) in @m, or @end. */
+static uint64_t data_next_present(const struct rsv_map *m, uint64_t p, uint64_t end)
+{
+	uint64_t first = end;
+
+	rsv_map_foreach_present(m, p, end, data_first_cb, &first);
+	return first;
+}
+
+off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
+{
+	const uint64_t maxp = UINT64_MAX >> RSV_PAGE_SHIFT;
+	off_t res, end = (off_t)in->size;
+
+	if (off < 0 || off >= end)
+		return -ENXIO;
+	if (whence == SEEK_DATA) {
+		/* the backing file's data, skipping the pages we know are zero */
+		for (;;) {
+			uint64_t p;
+
+			res = lseek(fd, off, SEEK_DATA);
+			if (res < 0)
+				return -errno;
+			if (res >= end)
+				return -ENXIO;
+			p = rsv_page_down(res);
+			if (!rsv_map_contains(&in->zero, p))
+				return res;
+			off = (off_t)rsv_map_limit_missing(&in->zero, p, maxp, 0) << RSV_PAGE_SHIFT;
+			if (off >= end)
+				return -ENXIO;
+		}
+	}
+	res = lseek(fd, off, SEEK_HOLE);
+	if (res < 0)
+		return -errno;
+	res = MIN(res, end);
+	if (in->zero.n) {
+		uint64_t last = rsv_page_up(res);
+		uint64_t z = data_next_present(&in->zero, rsv_page_down(off), last);
+
+		if (z < last)
+			res = MIN(res, MAX(off, (off_t)z << RSV_PAGE_SHIFT));
+	}
 	return res;
 }

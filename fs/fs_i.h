@@ -74,6 +74,8 @@ struct fs_inode {
 	bool rsv_loaded;		/* rsv reflects the backing file */
 	uint64_t rsv_pages_db;		/* reserved pages as last stored */
 	struct rsv_map rsv;		/* reserved pages (regular files) */
+	struct rsv_map zero;		/* reserved pages known to read as zero (punched in eof
+					 * mode): SEEK_HOLE reports them; not persisted */
 	struct cache_file cf;		/* dirty pages (regular files) */
 };
 
@@ -199,6 +201,8 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size);
 int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
 		      uint64_t len);
 void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE, with punched-but-reserved pages as holes. */
+off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence);
 
 /* ---- perm.c: privilege rules the kernel leaves to us ----------------- */
 /* The mode after a write/truncate/fallocate/ACL change by the caller of

@@ -105,12 +105,14 @@ struct fs_inode *fs_inode_alloc(void)
 	g_mutex_init(&in->lock);
 	in->fd = -1;
 	rsv_map_init(&in->rsv);
+	rsv_map_init(&in->zero);
 	return in;
 }
 
 void fs_inode_free(struct fs_inode *in)
 {
 	rsv_map_clear(&in->rsv);
+	rsv_map_clear(&in->zero);
 	rsv_map_clear(&in->cf.dirty);
 	rsv_map_clear(&in->cf.inflight);
 	g_mutex_clear(&in->lock);

@@ -208,13 +208,41 @@ static void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	fuse_reply_err(req, -file_do_fallocate(FS(req), req, file_inode(fi), mode, off, len));
 }
 
+static off_t file_do_seek(struct fs_inode *in, off_t off, int whence, bool *hole)
+{
+	off_t res;
+
+	g_mutex_lock(&in->lock);
+	res = fs_data_seek(in, in->fd, off, whence);
+	*hole = off < (off_t)in->size &&
+		(whence == SEEK_DATA ? res != off : res >= 0 && res < (off_t)in->size);
+	g_mutex_unlock(&in->lock);
+	return res;
+}
+
 static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
-	off_t res = lseek(file_inode(fi)->fd, off, whence);
+	struct fs *fs = FS(req);
+	struct fs_inode *in = file_inode(fi);
+	bool hole;
+	off_t res;
 
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	res = file_do_seek(in, off, whence, &hole);
+	if (hole && fs->se) {
+		/* Pages dirtied through a mapping are in the kernel's cache only
+		 * and may fill what looks like a hole here: have the kernel write
+		 * them back (no lock of ours held: the writes come to us), then
+		 * look again. */
+		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, off, 0);
+		res = file_do_seek(in, off, whence, &hole);
+	}
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, -res);
 	else
 		fuse_reply_lseek(req, res);
 }
