@@ -280,13 +280,17 @@ int fs_main_mount(int argc, char *argv[])
 	int res, ret = 1;
 
 	memset(&a, 0, sizeof(a));
-	if (fuse_opt_parse(&args, &a, mount_opts, mount_opt_proc) < 0 || a.bad)
-		return 2;
+	if (fuse_opt_parse(&args, &a, mount_opts, mount_opt_proc) < 0 || a.bad) {
+		ret = 2;
+		goto out_args;
+	}
 	if (!a.store || !a.mountpoint) {
 		fprintf(stderr, "reservefs: usage: reservefs STORE MOUNTPOINT [-o options]\n");
-		return 2;
+		ret = 2;
+		goto out_args;
 	}
 	fs = fs_global = g_new0(struct fs, 1);
+	fs->data_fd = fs->lock_fd = -1;
 	g_mutex_init(&fs->db_lock);
 	g_mutex_init(&fs->itable_lock);
 	fs->itable = g_hash_table_new(g_int64_hash, g_int64_equal);
@@ -301,16 +305,19 @@ int fs_main_mount(int argc, char *argv[])
 	g_log_set_default_handler(log_handler, &a.o);
 	if (!fs->mountpoint) {
 		fprintf(stderr, "reservefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));
-		return 1;
+		goto out;
 	}
 	if ((a.o.dirty_limit && parse_bytes(a.o.dirty_limit, "dirty_limit", &cp.dirty_limit) < 0) ||
 	    (a.o.mmap_dirty_max &&
-	     parse_bytes(a.o.mmap_dirty_max, "mmap_dirty_max", &fs->mmap_dirty_max) < 0))
-		return 2;
+	     parse_bytes(a.o.mmap_dirty_max, "mmap_dirty_max", &fs->mmap_dirty_max) < 0)) {
+		ret = 2;
+		goto out;
+	}
 	if (a.o.dirty_expire && parse_seconds_ms(a.o.dirty_expire, &cp.dirty_expire_ms) < 0) {
 		fprintf(stderr, "reservefs: bad value for option dirty_expire=%s (seconds, "
 			"or Nms)\n", a.o.dirty_expire);
-		return 2;
+		ret = 2;
+		goto out;
 	}
 	/* The session parses libfuse's options: a bad one must be refused
 	 * before the store is touched. */
@@ -334,8 +341,10 @@ int fs_main_mount(int argc, char *argv[])
 	fs_ops_file_init(&ops);
 	fs_ops_attr_init(&ops);
 	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
-	if (!se)
-		return 2;	/* libfuse printed why (e.g. an unknown option) */
+	if (!se) {
+		ret = 2;	/* libfuse printed why (e.g. an unknown option) */
+		goto out;
+	}
 	if (fs_store_open(fs, a.store, a.o.ro, false) < 0)
 		goto out;
 	if ((res = fs_store_load_params(fs, &fs->params)) < 0) {
@@ -442,6 +451,11 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fs_store_close(fs);
+	free(fs->mountpoint);
+	g_hash_table_destroy(fs->itable);
+	g_free(fs);
+	fs_global = NULL;
+out_args:
 	fuse_opt_free_args(&args);
 	free(a.store);
 	free(a.mountpoint);

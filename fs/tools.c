@@ -81,15 +81,15 @@ int fs_main_mkfs(int argc, char *argv[])
 			force = true;
 		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
 			if (mkfs_parse(argv[++i], &size, &nr, &rsv) < 0)
-				return 2;
+				goto out_usage;
 		} else if (g_str_has_prefix(argv[i], "-o") && argv[i][2]) {
 			if (mkfs_parse(argv[i] + 2, &size, &nr, &rsv) < 0)
-				return 2;
+				goto out_usage;
 		} else if (argv[i][0] == '-' || store) {
 			fprintf(stderr, "reservefs mkfs: unexpected argument '%s'\n"
 				"usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
 				"[--force]\n", argv[i]);
-			return 2;
+			goto out_usage;
 		} else {
 			store = argv[i];
 		}
@@ -97,11 +97,11 @@ int fs_main_mkfs(int argc, char *argv[])
 	if (!store) {
 		fprintf(stderr, "usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
 			"[--force]\n");
-		return 2;
+		goto out_usage;
 	}
 	if (mkdir(store, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "reservefs mkfs: %s: %s\n", store, strerror(errno));
-		return 1;
+		goto out;
 	}
 	meta = g_build_filename(store, "meta.db", NULL);
 	if (access(meta, F_OK) == 0) {
@@ -109,7 +109,7 @@ int fs_main_mkfs(int argc, char *argv[])
 			fprintf(stderr, "reservefs mkfs: %s is already a reservefs store "
 				"(use --force to erase it)\n", store);
 			g_free(meta);
-			return 1;
+			goto out;
 		}
 		/* refuse to erase a mounted store: take its lock first */
 		memset(&fs, 0, sizeof(fs));
@@ -121,7 +121,7 @@ int fs_main_mkfs(int argc, char *argv[])
 				fprintf(stderr, "reservefs mkfs: %s is in use (mounted?)\n", store);
 				close(fd);
 				g_free(meta);
-				return 1;
+				goto out;
 			}
 			if (fd >= 0)
 				close(fd);
@@ -137,7 +137,7 @@ int fs_main_mkfs(int argc, char *argv[])
 	} else if (!tools_dir_empty(store)) {
 		fprintf(stderr, "reservefs mkfs: %s is not empty and not a reservefs store\n", store);
 		g_free(meta);
-		return 1;
+		goto out;
 	}
 	g_free(meta);
 
@@ -185,6 +185,9 @@ out:
 	g_free(nr);
 	g_free(rsv);
 	return ret;
+out_usage:
+	ret = 2;
+	goto out;
 }
 
 int fs_main_fsck(int argc, char *argv[])
