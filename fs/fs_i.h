@@ -46,6 +46,7 @@ struct fs_opts {
 	int debug;
 	int ro;
 	int noatime;
+	int remount;
 	int bench_no_reserve;
 };
 

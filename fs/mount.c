@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
@@ -20,7 +22,8 @@
 
 struct fs *fs_global;
 
-enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION, KEY_NOATIME };
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION, KEY_NOATIME, KEY_REMOUNT,
+       KEY_RW };
 
 struct mount_args {
 	struct fs_opts o;
@@ -44,6 +47,8 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("noatime", KEY_NOATIME),
+	FUSE_OPT_KEY("remount", KEY_REMOUNT),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -82,6 +87,12 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 		return 1;
 	case KEY_NOATIME:
 		a->o.noatime = 1;
+		return 1;
+	case KEY_REMOUNT:
+		a->o.remount = 1;
+		return 0;
+	case KEY_RW:
+		a->o.ro = 0;
 		return 1;
 	case KEY_HELP:
 		printf("usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
@@ -233,6 +244,78 @@ static uint64_t mount_max_file_size(int fd)
 	return (uint64_t)INT64_MAX & ~(uint64_t)(RSV_PAGE_SIZE - 1);
 }
 
+/* `mount -o remount,ro|rw MNT` runs us as its helper: change the mount's
+ * flags ourselves instead of starting a second daemon.  The kernel enforces
+ * read-only; the daemon serving the mount carries on. */
+static int mount_remount(const struct mount_args *a)
+{
+	struct statvfs sv;
+	unsigned long flags = MS_REMOUNT;
+
+	if (statvfs(a->mountpoint, &sv) < 0) {
+		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
+		return 1;
+	}
+	if (sv.f_flag & ST_NOSUID)
+		flags |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		flags |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		flags |= MS_NOEXEC;
+	if (a->o.ro)
+		flags |= MS_RDONLY;
+	if (mount(NULL, a->mountpoint, NULL, flags, NULL) < 0) {
+		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* The mount point where @store is already mounted by a live reservefs, or
+ * NULL.  Sources are compared as the mount shows them and as real paths. */
+static char *mount_find_live(const char *store)
+{
+	char *real = realpath(store, NULL), *found = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && !found && getline(&line, &cap, f) > 0) {
+		/* ... mountpoint ... - fstype source options */
+		gchar **sep = g_strsplit(line, " - ", 2), **pre = NULL, **post = NULL;
+
+		if (sep[0] && sep[1]) {
+			pre = g_strsplit(sep[0], " ", 6);
+			post = g_strsplit(sep[1], " ", 3);
+		}
+		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 2 &&
+		    strcmp(post[0], "fuse.reservefs") == 0) {
+			char *src = g_strcompress(post[1]);
+			char *rsrc = realpath(src, NULL);
+
+			if (strcmp(src, store) == 0 || (real && rsrc && strcmp(rsrc, real) == 0)) {
+				struct statvfs sv;
+
+				found = g_strcompress(pre[4]);
+				if (statvfs(found, &sv) < 0) {	/* a dead daemon's mount */
+					g_free(found);
+					found = NULL;
+				}
+			}
+			free(rsrc);
+			g_free(src);
+		}
+		g_strfreev(pre);
+		g_strfreev(post);
+		g_strfreev(sep);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(real);
+	return found;
+}
+
 /* Charges the ledger with what the store holds: from the per-inode records
  * after a clean unmount, or re-derived from the backing files otherwise. */
 static int mount_load_ledger(struct fs *fs, bool clean)
@@ -288,6 +371,26 @@ int fs_main_mount(int argc, char *argv[])
 		fprintf(stderr, "reservefs: usage: reservefs STORE MOUNTPOINT [-o options]\n");
 		ret = 2;
 		goto out_args;
+	}
+	if (a.o.remount) {
+		ret = mount_remount(&a);
+		goto out_args;
+	}
+	{
+		/* One daemon per store: a second mount of it shares the first
+		 * one's view, as a block device mounted twice does. */
+		char *live = mount_find_live(a.store);
+
+		if (live) {
+			ret = 0;
+			if (mount(live, a.mountpoint, NULL, MS_BIND, NULL) < 0) {
+				fprintf(stderr, "reservefs: %s is mounted on %s; binding it to %s: %s\n",
+					a.store, live, a.mountpoint, strerror(errno));
+				ret = 1;
+			}
+			g_free(live);
+			goto out_args;
+		}
 	}
 	fs = fs_global = g_new0(struct fs, 1);
 	fs->data_fd = fs->lock_fd = -1;
