@@ -10,6 +10,7 @@
 #include "fs_i.h"
 
 static GHashTable *meta_stmts;	/* db_lock: const char *sql -> sqlite3_stmt */
+static int64_t meta_synced_changes = -1;	/* db_lock: total changes at the last sync */
 
 static const char meta_schema[] =
 	"CREATE TABLE super(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -146,6 +147,7 @@ int fs_meta_open(struct fs *fs, bool create)
 
 void fs_meta_close(struct fs *fs)
 {
+	meta_synced_changes = -1;
 	if (meta_stmts) {
 		g_hash_table_destroy(meta_stmts);
 		meta_stmts = NULL;
@@ -184,7 +186,10 @@ int fs_meta_commit(struct fs *fs, int res)
 }
 
 /* A commit with synchronous=FULL syncs the WAL, and with it every commit
- * before it: that is what fsync needs from the metadata side. */
+ * before it: that is what fsync needs from the metadata side.  Nothing to
+ * do when nothing changed since the last such commit (fdatasync of a file
+ * whose size lives in its backing file). */
+
 int fs_meta_sync(struct fs *fs)
 {
 	int res;
@@ -192,10 +197,16 @@ int fs_meta_sync(struct fs *fs)
 	if (fs->ro)
 		return 0;
 	g_mutex_lock(&fs->db_lock);
+	if (sqlite3_total_changes64(fs->db) == meta_synced_changes) {
+		g_mutex_unlock(&fs->db_lock);
+		return 0;
+	}
 	res = fs_meta_exec(fs, "PRAGMA synchronous=FULL");
 	if (res == 0)
 		res = fs_meta_exec(fs, "UPDATE super SET value = value + 1 WHERE key = 'syncs'");
 	fs_meta_exec(fs, "PRAGMA synchronous=NORMAL");
+	if (res == 0)
+		meta_synced_changes = sqlite3_total_changes64(fs->db);
 	g_mutex_unlock(&fs->db_lock);
 	return res;
 }

@@ -164,7 +164,8 @@ static int file_do_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 	g_mutex_lock(&in->lock);
 	if (in->fd >= 0 && !fs->ro)
 		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
-	if (res == 0 && in->attr_dirty && !fs->ro) {
+	/* fdatasync: the size lives in the backing file; times can wait */
+	if (res == 0 && !datasync && in->attr_dirty && !fs->ro) {
 		g_mutex_lock(&fs->db_lock);
 		res = fs_meta_store_inode(fs, in);
 		g_mutex_unlock(&fs->db_lock);
