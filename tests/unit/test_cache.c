@@ -1,0 +1,152 @@
+/* Unit tests for cache/: dirty accounting, the per-file limit (with its
+ * pipelined writeback), drop, sync, and the background expiry thread. */
+#include <fcntl.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cache.h"
+
+struct fixture {
+	int fd;
+	char path[64];
+};
+
+static void fx_setup(struct fixture *f, gconstpointer data)
+{
+	char buf[4096] = { 1 };
+
+	g_strlcpy(f->path, "/tmp/test_cache.XXXXXX", sizeof(f->path));
+	f->fd = mkstemp(f->path);
+	g_assert_cmpint(f->fd, >=, 0);
+	for (int i = 0; i < 256; i++)
+		g_assert_cmpint(pwrite(f->fd, buf, sizeof(buf), (off_t)i * 4096), ==, 4096);
+}
+
+static void fx_teardown(struct fixture *f, gconstpointer data)
+{
+	close(f->fd);
+	unlink(f->path);
+}
+
+static void no_writeback(uint64_t key, void *ctx)
+{
+}
+
+static const struct cache_ops ops_none = { .writeback = no_writeback };
+
+static void test_accounting(struct fixture *f, gconstpointer data)
+{
+	struct cache_params p = { 0, 0 };	/* unlimited, no thread */
+	struct cache *c = cache_new(&p, &ops_none, NULL);
+	struct cache_file cf;
+	struct cache_stats st;
+
+	cache_file_init(&cf, 7);
+	g_assert_cmpint(cache_file_dirtied(c, &cf, f->fd, 0, 10), ==, 0);
+	g_assert_cmpint(cache_file_dirtied(c, &cf, f->fd, 5, 20), ==, 0);	/* overlap counts once */
+	g_assert_cmpuint(cache_file_dirty_pages(&cf), ==, 20);
+	cache_get_stats(c, &st);
+	g_assert_cmpuint(st.dirty_pages, ==, 20);
+	g_assert_cmpuint(st.dirty_files, ==, 1);
+	cache_file_drop(c, &cf, 0, 5);
+	g_assert_cmpuint(cache_file_dirty_pages(&cf), ==, 15);
+	g_assert_cmpint(cache_file_sync(c, &cf, f->fd, true), ==, 0);
+	g_assert_cmpuint(cache_file_dirty_pages(&cf), ==, 0);
+	cache_get_stats(c, &st);
+	g_assert_cmpuint(st.dirty_pages, ==, 0);
+	g_assert_cmpuint(st.dirty_files, ==, 0);
+	g_assert_cmpuint(st.syncs, ==, 1);
+	cache_file_finish(c, &cf, f->fd);
+	cache_free(c);
+}
+
+/* A file never holds more than its limit plus one request. */
+static void test_limit(struct fixture *f, gconstpointer data)
+{
+	struct cache_params p = { 16 * 4096, 0 };
+	struct cache *c = cache_new(&p, &ops_none, NULL);
+	struct cache_file cf;
+	struct cache_stats st;
+
+	cache_file_init(&cf, 1);
+	for (uint64_t pg = 0; pg < 256; pg += 4) {
+		g_assert_cmpint(cache_file_dirtied(c, &cf, f->fd, pg, pg + 4), ==, 0);
+		g_assert_cmpuint(cache_file_dirty_pages(&cf), <=, 16);
+	}
+	cache_get_stats(c, &st);
+	g_assert_cmpuint(st.max_file_dirty_pages, <=, 16 + 4);
+	g_assert_cmpuint(st.throttled, >, 0);
+	g_assert_cmpuint(st.writebacks, >, 0);
+	/* rewriting pages already in flight makes them dirty, not twice counted */
+	cache_file_dirtied(c, &cf, f->fd, 0, 2);
+	cache_file_dirtied(c, &cf, f->fd, 0, 2);
+	cache_get_stats(c, &st);
+	g_assert_cmpuint(st.dirty_pages, ==, cache_file_dirty_pages(&cf));
+	cache_file_finish(c, &cf, f->fd);
+	cache_get_stats(c, &st);
+	g_assert_cmpuint(st.dirty_pages, ==, 0);
+	cache_free(c);
+}
+
+struct expire_ctx {
+	struct cache *c;
+	struct cache_file *cf;
+	int fd;
+	GMutex lock;
+	int calls;
+};
+
+static void expire_writeback(uint64_t key, void *arg)
+{
+	struct expire_ctx *x = arg;
+
+	g_mutex_lock(&x->lock);
+	g_assert_cmpuint(key, ==, 42);
+	cache_file_expire(x->c, x->cf, x->fd);
+	x->calls++;
+	g_mutex_unlock(&x->lock);
+}
+
+static const struct cache_ops ops_expire = { .writeback = expire_writeback };
+
+static void test_expire(struct fixture *f, gconstpointer data)
+{
+	struct cache_params p = { 0, 200 };	/* 200 ms */
+	struct expire_ctx x = { .fd = f->fd };
+	struct cache_file cf;
+	struct cache_stats st;
+	gint64 deadline;
+
+	g_mutex_init(&x.lock);
+	x.c = cache_new(&p, &ops_expire, &x);
+	x.cf = &cf;
+	cache_file_init(&cf, 42);
+	g_mutex_lock(&x.lock);
+	cache_file_dirtied(x.c, &cf, f->fd, 3, 9);
+	g_mutex_unlock(&x.lock);
+	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	for (;;) {
+		g_mutex_lock(&x.lock);
+		uint64_t left = cache_file_dirty_pages(&cf);
+		g_mutex_unlock(&x.lock);
+		if (left == 0)
+			break;
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_usleep(20000);
+	}
+	cache_get_stats(x.c, &st);
+	g_assert_cmpuint(st.background, ==, 1);
+	cache_free(x.c);
+	g_assert_cmpint(x.calls, >=, 1);
+	g_mutex_clear(&x.lock);
+}
+
+int main(int argc, char *argv[])
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/cache/accounting", struct fixture, NULL, fx_setup, test_accounting, fx_teardown);
+	g_test_add("/cache/limit", struct fixture, NULL, fx_setup, test_limit, fx_teardown);
+	g_test_add("/cache/expire", struct fixture, NULL, fx_setup, test_expire, fx_teardown);
+	return g_test_run();
+}
