@@ -138,10 +138,9 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 
 void cache_file_finish(struct cache *c, struct cache_file *cf, int fd)
 {
-	/* Start the kernel's writeback of what is left without waiting: the
-	 * file is closed, nothing more is throttled against it. */
-	if (fd >= 0 && cache_file_pages(cf) > 0)
-		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	/* The file is closed: nothing more is throttled against it, and what
+	 * it left dirty is the backing filesystem's to write back in its own
+	 * time (kicking writeback here costs an I/O per small file). */
 	cache_clean(c, cf);
 }
 

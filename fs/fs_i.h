@@ -70,6 +70,7 @@ struct fs_inode {
 	fuse_ino_t parent;		/* directories: the one parent */
 	bool attr_dirty;		/* times/size/rsv not yet in SQLite */
 	bool deleted;			/* nlink 0 and data freed */
+	bool row_gone;			/* nlink 0 and its SQLite row already deleted */
 	bool has_xattrs;		/* false: it has none (getxattr answers without SQLite) */
 	int fd;				/* backing file while nopen > 0 or busy, else -1 */
 	bool rsv_loaded;		/* rsv reflects the backing file */
@@ -99,9 +100,13 @@ struct fs {
 	uint64_t writeback_failures;	/* atomic: write-mode mmap writebacks refused */
 	uint64_t generation;		/* immutable: this mount's generation */
 	struct fuse_session *se;	/* immutable once mounted: for notifications */
+	bool killpriv_v2;		/* set once at INIT: we kill setuid/setgid */
 
 	GMutex db_lock;
 	sqlite3 *db;			/* db_lock */
+
+	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
+	GThread *reaper;		/* immutable once mounted */
 
 	GMutex itable_lock;
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */
@@ -161,6 +166,11 @@ int fs_store_save_params(struct fs *fs, const struct fs_params *p);
 void fs_backing_name(fuse_ino_t ino, char *buf, size_t len);
 int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags);
 int fs_backing_unlink(struct fs *fs, fuse_ino_t ino);
+/* Off the caller's path: freeing a file's blocks can take milliseconds on
+ * the backing filesystem.  The ledger is released by the caller at once. */
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino);
+void fs_backing_reaper_start(struct fs *fs);
+void fs_backing_reaper_stop(struct fs *fs);
 /* Reserved pages of a backing file, from its allocation map. */
 int fs_backing_scan(int fd, struct rsv_map *map);
 int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems);
@@ -211,9 +221,21 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence);
  * is not in the file's group (what setattr_should_drop_sgid() does for
  * kernel filesystems; FUSE's own kill logic keeps it in the second case). */
 mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid);
+/* The same, whoever the caller: the kernel said to kill (killpriv v2). */
+mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid);
 bool fs_perm_in_group(fuse_req_t req, gid_t gid);
 /* Tell the kernel its cached attributes of @ino are stale. */
 void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
+
+/* ---- io.c: the /dev/fuse channel ----------------------------------- */
+/* Installs our read/writev around libfuse's: it negotiates
+ * FUSE_HANDLE_KILLPRIV_V2 (which libfuse 3.14 cannot ask for), so the
+ * kernel stops asking for security.capability before every write and tells
+ * us per request when setuid/setgid must go. */
+int fs_io_install(struct fs *fs, struct fuse_session *se);
+/* For the request this thread is handling: the kernel's kill flag
+ * (FUSE_WRITE_KILL_SUIDGID / FATTR_KILL_SUIDGID). */
+bool fs_io_req_kill(void);
 
 /* ---- ops: fuse_lowlevel_ops tables -------------------------------- */
 void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);

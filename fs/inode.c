@@ -211,7 +211,7 @@ int fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 			close(in->fd);
 			in->fd = -1;
 		}
-		fs_backing_unlink(fs, in->ino);
+		fs_backing_reap(fs, in->ino);
 		if (in->rsv_loaded)
 			rsv_release(&fs->ledger, rsv_map_pages(&in->rsv));
 		else
@@ -234,7 +234,7 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
 	g_mutex_lock(&in->lock);
 	if (in->nlink == 0) {
 		fs_inode_free_data(fs, in);
-		if (!fs->ro)
+		if (!fs->ro && !in->row_gone)
 			fs_meta_delete_inode(fs, in->ino);
 	} else {
 		if (in->attr_dirty && !fs->ro)
@@ -345,11 +345,9 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in)
 			 * whatever the kernel still holds a lookup on */
 			fs_inode_free_data(fs, in);
 		} else if (in->fd >= 0) {
-			if (in->attr_dirty && !fs->ro) {
-				g_mutex_lock(&fs->db_lock);
-				fs_meta_store_inode(fs, in);
-				g_mutex_unlock(&fs->db_lock);
-			}
+			/* times stay in memory until eviction, fsync or unmount
+			 * (the size is the backing file's): a close costs no
+			 * SQLite commit */
 			cache_file_finish(fs->cache, &in->cf, in->fd);
 			close(in->fd);
 			in->fd = -1;

@@ -137,6 +137,10 @@ int fs_meta_open(struct fs *fs, bool create)
 	sqlite3_busy_timeout(fs->db, 5000);
 	if (!fs->ro && (rc = meta_exec_quiet(fs, "PRAGMA journal_mode=WAL")) < 0)
 		return rc;
+	/* we are the store's only user (its lock file says so): no file
+	 * locking round trips per transaction */
+	if (!fs->ro && !create && (rc = meta_exec_quiet(fs, "PRAGMA locking_mode=EXCLUSIVE")) < 0)
+		return rc;
 	if ((rc = meta_exec_quiet(fs, "PRAGMA synchronous=NORMAL")) < 0 ||
 	    (rc = meta_exec_quiet(fs, "PRAGMA cache_size=-16384")) < 0)
 		return rc;

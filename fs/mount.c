@@ -494,6 +494,8 @@ int fs_main_mount(int argc, char *argv[])
 		goto out_destroy;
 	if (fuse_session_mount(se, fs->mountpoint) < 0)
 		goto out_signals;
+	if (fs_io_install(fs, se) < 0)
+		goto out_unmount;
 	if (fuse_daemonize(a.o.foreground) < 0)
 		goto out_unmount;
 	if (!a.o.foreground)
@@ -521,6 +523,7 @@ int fs_main_mount(int argc, char *argv[])
 	}
 	fs->se = se;
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
+	fs_backing_reaper_start(fs);
 	g_thread_unref(g_thread_new("bdi", mount_bdi_thread, fs));
 
 	cfg = fuse_loop_cfg_create();
@@ -541,6 +544,7 @@ out_destroy:
 	se = NULL;
 	if (fs->db) {
 		fs_inode_destroy_all(fs);
+		fs_backing_reaper_stop(fs);
 		if (!fs->ro) {
 			g_mutex_lock(&fs->db_lock);
 			fs_meta_set_super(fs, "clean", "1");

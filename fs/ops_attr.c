@@ -71,9 +71,13 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			goto out;
 		if (!(to_set & FUSE_SET_ATTR_MTIME))
 			in->mtime = now;
-		if (!(to_set & FUSE_SET_ATTR_MODE))
+		if (!(to_set & FUSE_SET_ATTR_MODE) && !fs->killpriv_v2)
 			in->mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	}
+	/* killpriv v2: the kernel says when a truncate or chown drops them */
+	if (fs->killpriv_v2 && fs_io_req_kill() && !(to_set & FUSE_SET_ATTR_MODE) &&
+	    !S_ISDIR(in->mode))
+		in->mode = fs_perm_kill(req, in->mode, in->gid);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);
 	if (to_set & FUSE_SET_ATTR_UID)

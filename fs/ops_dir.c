@@ -394,12 +394,26 @@ static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
  * inside a transaction. */
 static int dir_drop_link(struct fs *fs, struct fs_inode *in, int64_t now)
 {
+	bool open;
+
 	if (S_ISDIR(in->mode))
 		in->nlink = 0;
 	else if (in->nlink > 0)
 		in->nlink--;
 	in->ctime = now;
-	return fs_meta_store_inode(fs, in);
+	if (in->nlink > 0)
+		return fs_meta_store_inode(fs, in);
+	/* The last link: nobody can reach the inode by name any more.  If
+	 * nobody has it open either, its row goes in this same transaction
+	 * (the in-memory inode stays until the kernel forgets it); otherwise
+	 * it stays as an orphan that the last close, or recovery, frees. */
+	g_mutex_lock(&fs->itable_lock);
+	open = in->nopen > 0;
+	g_mutex_unlock(&fs->itable_lock);
+	if (open)
+		return fs_meta_store_inode(fs, in);
+	in->row_gone = true;
+	return fs_meta_delete_inode(fs, in->ino);
 }
 
 static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, bool isdir)
@@ -447,6 +461,7 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		if (res < 0) {
 			fs_meta_load_inode(fs, v[0]->ino, v[0]);
 			fs_meta_load_inode(fs, v[1]->ino, v[1]);
+			v[1]->row_gone = false;
 		}
 		g_mutex_unlock(&fs->db_lock);
 	}
@@ -576,8 +591,10 @@ static int dir_do_rename(struct fs *fs, fuse_ino_t parent, const char *name,
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
 			for (int i = 0; i < 4; i++)
-				if (v[i])
+				if (v[i]) {
 					fs_meta_load_inode(fs, v[i]->ino, v[i]);
+					v[i]->row_gone = false;
+				}
 		}
 		g_mutex_unlock(&fs->db_lock);
 	}

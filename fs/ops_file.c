@@ -93,13 +93,17 @@ static ssize_t file_write_done(struct fs *fs, struct fs_inode *in, GArray *undo,
 /* A write, truncate or fallocate by an unprivileged caller drops setuid and
  * (as the kernel's own filesystems do) setgid.  in->lock held; returns true
  * when the mode changed and the kernel must be told. */
-static bool file_kill_suid(struct fs *fs, fuse_req_t req, struct fs_inode *in)
+static bool file_kill_suid(struct fs *fs, fuse_req_t req, struct fs_inode *in, bool write)
 {
 	mode_t mode;
 
 	if (!(in->mode & (S_ISUID | S_ISGID)))
 		return false;
-	mode = fs_perm_kill_suid(req, in->mode, in->gid);
+	/* on a write the kernel tells us (killpriv v2); fallocate it does not */
+	if (write && fs->killpriv_v2)
+		mode = fs_io_req_kill() ? fs_perm_kill(req, in->mode, in->gid) : in->mode;
+	else
+		mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	if (mode == in->mode)
 		return false;
 	in->mode = mode;
@@ -125,7 +129,7 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
 	if (!writepage)
-		killed = file_kill_suid(fs, req, in);
+		killed = file_kill_suid(fs, req, in, true);
 	old_size = in->size;
 	res = fs->bench_no_reserve ? (ssize_t)len :
 	      fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
@@ -193,7 +197,7 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
-	killed = file_kill_suid(fs, req, in);
+	killed = file_kill_suid(fs, req, in, false);
 	res = fs_data_fallocate(fs, in, in->fd, mode, off, len);
 	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
 		fs_inode_touch(in, false, true, true);

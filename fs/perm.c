@@ -20,15 +20,23 @@ bool fs_perm_in_group(fuse_req_t req, gid_t gid)
 	return false;
 }
 
+mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid)
+{
+	if (!(mode & (S_ISUID | S_ISGID)))
+		return mode;
+	mode &= ~S_ISUID;
+	if ((mode & S_ISGID) && ((mode & S_IXGRP) ||
+				 (fuse_req_ctx(req)->uid != 0 && !fs_perm_in_group(req, gid))))
+		mode &= ~S_ISGID;
+	return mode;
+}
+
 mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid)
 {
 	/* root stands for CAP_FSETID: we cannot see capabilities */
-	if (fuse_req_ctx(req)->uid == 0 || !(mode & (S_ISUID | S_ISGID)))
+	if (fuse_req_ctx(req)->uid == 0)
 		return mode;
-	mode &= ~S_ISUID;
-	if ((mode & S_ISGID) && ((mode & S_IXGRP) || !fs_perm_in_group(req, gid)))
-		mode &= ~S_ISGID;
-	return mode;
+	return fs_perm_kill(req, mode, gid);
 }
 
 void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino)

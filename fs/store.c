@@ -44,6 +44,46 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
 	return 0;
 }
 
+#define REAP_STOP ((gpointer)(uintptr_t)1)
+
+static gpointer backing_reaper(gpointer data)
+{
+	struct fs *fs = data;
+	gpointer item;
+
+	while ((item = g_async_queue_pop(fs->reap)) != REAP_STOP)
+		fs_backing_unlink(fs, (fuse_ino_t)(uintptr_t)item - 1);
+	return NULL;
+}
+
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino)
+{
+	if (!fs->reaper) {
+		fs_backing_unlink(fs, ino);
+		return;
+	}
+	/* inode numbers are never reused (AUTOINCREMENT): no race with a new
+	 * file of the same number */
+	g_async_queue_push(fs->reap, (gpointer)(uintptr_t)(ino + 1));
+}
+
+void fs_backing_reaper_start(struct fs *fs)
+{
+	fs->reap = g_async_queue_new();
+	fs->reaper = g_thread_new("reaper", backing_reaper, fs);
+}
+
+void fs_backing_reaper_stop(struct fs *fs)
+{
+	if (!fs->reaper)
+		return;
+	g_async_queue_push(fs->reap, REAP_STOP);
+	g_thread_join(fs->reaper);
+	fs->reaper = NULL;
+	g_async_queue_unref(fs->reap);
+	fs->reap = NULL;
+}
+
 /* Pages with blocks allocated (written, unwritten or delayed) in the backing
  * file: that is exactly what we reserved, since we never let a byte reach
  * the backing file without a reservation and make every reservation real. */
