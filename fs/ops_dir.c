@@ -205,21 +205,24 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = -EEXIST;
 	else if (res == -ENOENT)
 		res = 0;
-	if (res == 0)
+	if (res == 0 && dir->has_xattrs)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, NULL);
+	else if (res == 0 && !S_ISLNK(in->mode))
+		in->mode &= ~(ctx->umask & 0777);	/* no default ACL to inherit */
 	if (res == 0)
 		res = fs_meta_insert_inode(fs, in, nw->link);
-	if (res == 0)
+	if (res == 0 && dir->has_xattrs)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
 	in->has_xattrs = dir->has_xattrs;	/* default ACLs are inherited */
 	if (res == 0)
 		res = fs_meta_link(fs, parent, name, in->ino);
 	if (res == 0 && S_ISREG(in->mode)) {
-		int fd = fs_backing_open(fs, in->ino, O_RDWR | O_CREAT | O_EXCL);
-		if (fd < 0) {
-			res = fd;
+		/* kept: CREATE opens it next */
+		in->fd = fs_backing_open(fs, in->ino, O_RDWR | O_CREAT | O_EXCL);
+		if (in->fd < 0) {
+			res = in->fd;
+			in->fd = -1;
 		} else {
-			close(fd);
 			backing = true;
 		}
 	}
@@ -233,8 +236,10 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	if (res == 0)
 		fs_inode_insert(fs, in);
 	g_mutex_unlock(&fs->db_lock);
-	if (res < 0 && backing)
+	if (res < 0 && backing) {
+		close(in->fd);
 		fs_backing_unlink(fs, in->ino);
+	}
 out_unlock:
 	g_mutex_unlock(&dir->lock);
 out_put:
