@@ -38,70 +38,46 @@ size_t rsv_map_bytes(const struct rsv_map *m)
 	return (size_t)m->cap * sizeof(struct rsv_extent);
 }
 
-/* Index of the first extent whose end is > @page (m->n if none): the only
- * extent that can contain @page, or else the first one after it. */
+/* Binary search: the index of the first extent whose start (@by_start) or
+ * end is > @page, or >= @page with @inclusive; m->n if none. */
+static uint32_t rsv_search(const struct rsv_map *m, uint64_t page, bool by_start, bool inclusive)
+{
+	uint32_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint64_t key = by_start ? m->ext[mid].start : m->ext[mid].end;
+
+		if (key > page || (inclusive && key == page))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* The first extent whose end is > @page: the only extent that can contain
+ * @page, or else the first one after it. */
 static uint32_t rsv_first_end_after(const struct rsv_map *m, uint64_t page)
 {
-	uint32_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (m->ext[mid].end > page)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return rsv_search(m, page, false, false);
 }
 
-/* Index of the first extent whose end is >= @page: as above, but an extent
- * ending exactly at @page (adjacent to a range starting there) counts too. */
+/* As above, but an extent ending exactly at @page (adjacent to a range
+ * starting there) counts too. */
 static uint32_t rsv_first_end_from(const struct rsv_map *m, uint64_t page)
 {
-	uint32_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (m->ext[mid].end >= page)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return rsv_search(m, page, false, true);
 }
 
-/* Index of the first extent whose start is > @page (m->n if none). */
 static uint32_t rsv_first_start_after(const struct rsv_map *m, uint64_t page)
 {
-	uint32_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (m->ext[mid].start > page)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return rsv_search(m, page, true, false);
 }
 
-/* Index of the first extent whose start is >= @page (m->n if none). */
 static uint32_t rsv_first_start_from(const struct rsv_map *m, uint64_t page)
 {
-	uint32_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (m->ext[mid].start >= page)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return rsv_search(m, page, true, true);
 }
 
 static inline uint64_t rsv_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
