@@ -127,6 +127,8 @@ int fs_meta_get_super(struct fs *fs, const char *key, char **val);
 int fs_meta_set_super(struct fs *fs, const char *key, const char *val);
 /* inodes: all need db_lock held */
 int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in);
+/* The inode @name in @parent names, in one query. */
+int fs_meta_lookup_load(struct fs *fs, fuse_ino_t parent, const char *name, struct fs_inode *in);
 int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link);
 int fs_meta_store_inode(struct fs *fs, struct fs_inode *in);
 int fs_meta_delete_inode(struct fs *fs, fuse_ino_t ino);
@@ -179,6 +181,9 @@ int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve
 
 /* ---- inode.c: the in-memory inode table ---------------------------- */
 int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out);
+/* The inode @name in @parent names, pinned (nref): one SQLite query when it
+ * is not in memory yet, none for the dentry when it is. -ENOENT if none. */
+int fs_inode_lookup(struct fs *fs, fuse_ino_t parent, const char *name, struct fs_inode **out);
 struct fs_inode *fs_inode_alloc(void);
 void fs_inode_free(struct fs_inode *in);
 /* A new inode just committed (db_lock held): into the table with nref 1. */
@@ -189,6 +194,7 @@ void fs_inode_put(struct fs *fs, struct fs_inode *in);
 struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in);
 void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *in);
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count);
 int fs_inode_open(struct fs *fs, struct fs_inode *in);	/* nopen++, backing fd */
 void fs_inode_release(struct fs *fs, struct fs_inode *in);
 void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st);

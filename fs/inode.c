@@ -119,30 +119,34 @@ void fs_inode_free(struct fs_inode *in)
 	g_free(in);
 }
 
-int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out)
+/* Loads an inode with @load (db_lock held by us) unless it is in memory:
+ * the in-memory copy always wins.  Insertion happens under db_lock: an
+ * eviction stores its inode under db_lock before it leaves the table, so we
+ * never load a row older than a copy still in memory. */
+static int inode_get_by(struct fs *fs, fuse_ino_t ino, const char *name,
+			struct fs_inode **out)
 {
 	struct fs_inode *in, *other;
 	int res;
 
-	g_mutex_lock(&fs->itable_lock);
-	in = g_hash_table_lookup(fs->itable, &ino);
-	if (in) {
-		in->nref++;
+	if (!name) {
+		g_mutex_lock(&fs->itable_lock);
+		in = g_hash_table_lookup(fs->itable, &ino);
+		if (in) {
+			in->nref++;
+			g_mutex_unlock(&fs->itable_lock);
+			*out = in;
+			return 0;
+		}
 		g_mutex_unlock(&fs->itable_lock);
-		*out = in;
-		return 0;
 	}
-	g_mutex_unlock(&fs->itable_lock);
 
 	in = fs_inode_alloc();
 	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_load_inode(fs, ino, in);
-	/* Insert while still holding db_lock: an eviction of the same inode
-	 * stores it under db_lock before it leaves the table, so we can never
-	 * load a row older than a copy still in memory. */
+	res = name ? fs_meta_lookup_load(fs, ino, name, in) : fs_meta_load_inode(fs, ino, in);
 	if (res == 0) {
 		g_mutex_lock(&fs->itable_lock);
-		other = g_hash_table_lookup(fs->itable, &ino);
+		other = g_hash_table_lookup(fs->itable, &in->ino);
 		if (other) {
 			other->nref++;
 			g_mutex_unlock(&fs->itable_lock);
@@ -152,7 +156,7 @@ int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out)
 			return 0;
 		}
 		if (S_ISREG(in->mode))
-			cache_file_init(&in->cf, ino);
+			cache_file_init(&in->cf, in->ino);
 		in->nref = 1;
 		g_hash_table_insert(fs->itable, &in->ino, in);
 		g_mutex_unlock(&fs->itable_lock);
@@ -160,11 +164,23 @@ int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out)
 	g_mutex_unlock(&fs->db_lock);
 	if (res < 0) {
 		fs_inode_free(in);
-		/* a nodeid the kernel (or a file handle) names that is gone */
-		return res == -ENOENT ? -ESTALE : res;
+		return res;
 	}
 	*out = in;
 	return 0;
+}
+
+int fs_inode_get(struct fs *fs, fuse_ino_t ino, struct fs_inode **out)
+{
+	int res = inode_get_by(fs, ino, NULL, out);
+
+	/* a nodeid the kernel (or a file handle) names that is gone */
+	return res == -ENOENT ? -ESTALE : res;
+}
+
+int fs_inode_lookup(struct fs *fs, fuse_ino_t parent, const char *name, struct fs_inode **out)
+{
+	return inode_get_by(fs, parent, name, out);
 }
 
 void fs_inode_insert(struct fs *fs, struct fs_inode *in)
@@ -307,6 +323,37 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 	g_mutex_unlock(&fs->itable_lock);
 	if (evict)
 		inode_maybe_evict(fs, in);
+}
+
+void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count)
+{
+	GPtrArray *gone = g_ptr_array_new();
+
+	/* One transaction for every inode these forgets evict: after a
+	 * drop_caches the kernel forgets thousands at once, and each eviction
+	 * may store its times. */
+	g_mutex_lock(&fs->db_lock);
+	fs_meta_exec(fs, "BEGIN");
+	for (size_t i = 0; i < count; i++) {
+		struct fs_inode *in;
+
+		g_mutex_lock(&fs->itable_lock);
+		in = g_hash_table_lookup(fs->itable, &f[i].ino);
+		if (in) {
+			g_assert(in->nlookup >= f[i].nlookup);
+			in->nlookup -= f[i].nlookup;
+			if (inode_unused(in)) {
+				inode_evict(fs, in);
+				g_ptr_array_add(gone, in);
+			}
+		}
+		g_mutex_unlock(&fs->itable_lock);
+	}
+	fs_meta_exec(fs, "COMMIT");
+	g_mutex_unlock(&fs->db_lock);
+	for (guint i = 0; i < gone->len; i++)
+		fs_inode_free(g_ptr_array_index(gone, i));
+	g_ptr_array_free(gone, TRUE);
 }
 
 int fs_inode_open(struct fs *fs, struct fs_inode *in)

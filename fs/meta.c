@@ -244,45 +244,67 @@ int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
 	return meta_step_done(fs, st);
 }
 
+#define META_INODE_COLS \
+	"i.ino, i.gen, i.mode, i.uid, i.gid, i.nlink, i.rdev, i.size, i.atime, i.mtime," \
+	" i.ctime, i.btime, i.parent, i.rsv_pages," \
+	" EXISTS(SELECT 1 FROM xattrs x WHERE x.ino = i.ino)"
+
+/* One row of META_INODE_COLS into @in.  has_xattrs lets getxattr answer
+ * without SQLite for the (many) inodes that have none: the kernel asks for
+ * security.capability often. */
+static void meta_fill_inode(sqlite3_stmt *st, struct fs_inode *in)
+{
+	in->ino = sqlite3_column_int64(st, 0);
+	in->gen = sqlite3_column_int64(st, 1);
+	in->mode = sqlite3_column_int64(st, 2);
+	in->uid = sqlite3_column_int64(st, 3);
+	in->gid = sqlite3_column_int64(st, 4);
+	in->nlink = sqlite3_column_int64(st, 5);
+	in->rdev = sqlite3_column_int64(st, 6);
+	in->size = sqlite3_column_int64(st, 7);
+	in->atime = sqlite3_column_int64(st, 8);
+	in->mtime = sqlite3_column_int64(st, 9);
+	in->ctime = sqlite3_column_int64(st, 10);
+	in->btime = sqlite3_column_int64(st, 11);
+	in->parent = sqlite3_column_int64(st, 12);
+	in->rsv_pages_db = sqlite3_column_int64(st, 13);
+	in->has_xattrs = sqlite3_column_int(st, 14) != 0;
+}
+
 int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
 {
-	sqlite3_stmt *st = meta_stmt(fs,
-		"SELECT gen, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime,"
-		" btime, parent, rsv_pages FROM inodes WHERE ino = ?");
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT " META_INODE_COLS " FROM inodes i WHERE i.ino = ?");
 	int rc;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, ino);
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "load inode");
-	}
-	in->ino = ino;
-	in->gen = sqlite3_column_int64(st, 0);
-	in->mode = sqlite3_column_int64(st, 1);
-	in->uid = sqlite3_column_int64(st, 2);
-	in->gid = sqlite3_column_int64(st, 3);
-	in->nlink = sqlite3_column_int64(st, 4);
-	in->rdev = sqlite3_column_int64(st, 5);
-	in->size = sqlite3_column_int64(st, 6);
-	in->atime = sqlite3_column_int64(st, 7);
-	in->mtime = sqlite3_column_int64(st, 8);
-	in->ctime = sqlite3_column_int64(st, 9);
-	in->btime = sqlite3_column_int64(st, 10);
-	in->parent = sqlite3_column_int64(st, 11);
-	in->rsv_pages_db = sqlite3_column_int64(st, 12);
+	if (rc == SQLITE_ROW)
+		meta_fill_inode(st, in);
 	sqlite3_reset(st);
-	/* The kernel asks for security.capability before every write: know
-	 * from memory that there is none. */
-	st = meta_stmt(fs, "SELECT 1 FROM xattrs WHERE ino = ? LIMIT 1");
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "load inode");
+}
+
+int fs_meta_lookup_load(struct fs *fs, fuse_ino_t parent, const char *name, struct fs_inode *in)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT " META_INODE_COLS " FROM dentries d"
+				     " JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?");
+	int rc;
+
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, ino);
-	in->has_xattrs = sqlite3_step(st) != SQLITE_DONE;
+	sqlite3_bind_int64(st, 1, parent);
+	meta_bind_name(st, 2, name);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		meta_fill_inode(st, in);
 	sqlite3_reset(st);
-	return 0;
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "lookup");
 }
 
 int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)

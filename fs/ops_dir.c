@@ -100,13 +100,18 @@ static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 		ino = dir->parent;
 		g_mutex_unlock(&dir->lock);
 	} else {
-		res = dir_lookup_ino(fs, parent, name, &ino);
+		/* the common case: dentry and inode in one query */
+		fs_inode_put(fs, dir);
+		if ((res = fs_inode_lookup(fs, parent, name, &in)) < 0)
+			return res;
+		goto found;
 	}
 	fs_inode_put(fs, dir);
 	if (res < 0)
 		return res;
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res == -ESTALE ? -ENOENT : res;
+found:
 	dir_take_entry(fs, in, e);
 	fs_inode_put(fs, in);
 	return 0;
@@ -138,8 +143,7 @@ static void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
-	for (size_t i = 0; i < count; i++)
-		fs_inode_forget(FS(req), f[i].ino, f[i].nlookup);
+	fs_inode_forget_multi(FS(req), f, count);
 	fuse_reply_none(req);
 }
 
@@ -550,16 +554,37 @@ static int dir_rename_locked(struct fs *fs, struct fs_inode *sp, const char *nam
 	return sp == dp ? 0 : fs_meta_store_inode(fs, dp);
 }
 
-static int dir_do_rename(struct fs *fs, fuse_ino_t parent, const char *name,
+/* RENAME_WHITEOUT: a character device 0:0 takes the source's name (what
+ * overlayfs uses to hide a lower file).  Inside the rename's transaction. */
+static int dir_whiteout(struct fs *fs, const struct fuse_ctx *ctx, struct fs_inode *dir,
+			const char *name)
+{
+	struct fs_inode w;
+	int res;
+
+	memset(&w, 0, sizeof(w));
+	w.mode = S_IFCHR;
+	w.uid = ctx->uid;
+	w.gid = (dir->mode & S_ISGID) ? dir->gid : ctx->gid;
+	w.nlink = 1;
+	w.atime = w.mtime = w.ctime = w.btime = fs_now();
+	w.gen = fs->generation;
+	if ((res = fs_meta_insert_inode(fs, &w, NULL)) < 0)
+		return res;
+	return fs_meta_link(fs, dir->ino, name, w.ino);
+}
+
+static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname, unsigned flags)
 {
 	struct fs_inode *v[4] = { NULL, NULL, NULL, NULL };	/* sp, dp, src, dst */
 	fuse_ino_t sino, dino = 0, check;
+	bool whiteout = flags & RENAME_WHITEOUT;
 	int res;
 
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
 		return -EINVAL;
-	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+	if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
 		return -EINVAL;
 	if (fs->ro)
 		return -EROFS;
@@ -572,8 +597,12 @@ static int dir_do_rename(struct fs *fs, fuse_ino_t parent, const char *name,
 		dino = 0;
 	else if (res < 0)
 		return res;
-	if (sino == dino)
+	if (sino == dino && !whiteout)
 		return (flags & RENAME_NOREPLACE) ? -EEXIST : 0;	/* same inode: nothing to do */
+	if (whiteout && rsv_inode_get(&fs->ledger) < 0) {
+		rsv_count_enospc(&fs->ledger, RSV_EV_CREATE);
+		return -ENOSPC;
+	}
 	if ((res = fs_inode_get(fs, parent, &v[0])) < 0 ||
 	    (res = fs_inode_get(fs, newparent, &v[1])) < 0 ||
 	    (res = fs_inode_get(fs, sino, &v[2])) < 0 ||
@@ -592,7 +621,10 @@ static int dir_do_rename(struct fs *fs, fuse_ino_t parent, const char *name,
 				res = -EAGAIN;
 		}
 		if (res == 0)
-			res = dir_rename_locked(fs, v[0], name, v[1], newname, v[2], v[3], flags);
+			res = dir_rename_locked(fs, v[0], name, v[1], newname, v[2], v[3],
+						flags & ~RENAME_WHITEOUT);
+		if (res == 0 && whiteout)
+			res = dir_whiteout(fs, fuse_req_ctx(req), v[0], name);
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
 			for (int i = 0; i < 4; i++)
@@ -609,13 +641,15 @@ static int dir_do_rename(struct fs *fs, fuse_ino_t parent, const char *name,
 out:
 	for (int i = 0; i < 4; i++)
 		fs_inode_put(fs, v[i]);
+	if (res < 0 && whiteout)
+		rsv_inode_put(&fs->ledger);
 	return res;
 }
 
 static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -dir_do_rename(FS(req), parent, name, newparent, newname, flags));
+	fuse_reply_err(req, -dir_do_rename(FS(req), req, parent, name, newparent, newname, flags));
 }
 
 /* ---- reading directories and links ------------------------------------ */
