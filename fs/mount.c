@@ -528,8 +528,8 @@ int fs_main_mount(int argc, char *argv[])
 
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	fuse_loop_cfg_set_max_threads(cfg, 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	fuse_loop_cfg_set_max_threads(cfg, 10);
+	fuse_loop_cfg_set_idle_threads(cfg, -1);
 	res = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	ret = res == 0 ? 0 : 1;
