@@ -15,6 +15,7 @@ struct cache {
 
 	GMutex lock;			/* protects the fields below */
 	GHashTable *dirty;		/* key -> dirty_since (us) of files with dirty pages */
+	GArray *submit;			/* keys of files whose writeback is to start now */
 	bool stopping;
 	GCond wake;
 	GThread *thread;
@@ -55,6 +56,7 @@ static void cache_clean(struct cache *c, struct cache_file *cf)
 	rsv_map_clear(&cf->dirty);
 	rsv_map_clear(&cf->inflight);
 	cf->dirty_since = 0;
+	cf->submit_queued = false;
 	cache_listed(c, cf, false);
 }
 
@@ -68,19 +70,16 @@ static bool cache_span(const struct rsv_map *m, off_t *start, off_t *len)
 	return true;
 }
 
-/* Start writeback of the dirty pages without waiting: they move to the
- * in-flight set, and the writer goes on while the disk works. */
-static void cache_submit(struct cache *c, struct cache_file *cf, int fd)
+/* Move the dirty pages in flight; the span to start writing back in *start,
+ * *len.  The caller submits it (SYNC_FILE_RANGE_WRITE) without our locks. */
+static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len)
 {
-	off_t start, len;
-
-	if (!cache_span(&cf->dirty, &start, &len))
-		return;
-	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE) < 0)
-		return;	/* the waiting writeback below will report it */
+	if (!cache_span(&cf->dirty, start, len))
+		return false;
 	for (uint32_t i = 0; i < cf->dirty.n; i++)
 		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
 	rsv_map_clear(&cf->dirty);
+	return true;
 }
 
 /* Write back every dirty page of @cf and wait for it: sync_file_range over
@@ -132,6 +131,7 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 	rsv_map_init(&cf->dirty);
 	rsv_map_init(&cf->inflight);
 	cf->dirty_since = 0;
+	cf->submit_queued = false;
 	cf->writebacks = 0;
 	cf->throttles = 0;
 }
@@ -167,8 +167,14 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		;
 	if (c->limit_pages == 0)
 		return 0;
-	if (rsv_map_pages(&cf->dirty) >= (c->limit_pages + 1) / 2)
-		cache_submit(c, cf, fd);
+	if (rsv_map_pages(&cf->dirty) >= (c->limit_pages + 1) / 2 && !cf->submit_queued) {
+		/* the background thread starts the writeback; this writer goes on */
+		cf->submit_queued = true;
+		g_mutex_lock(&c->lock);
+		g_array_append_val(c->submit, cf->key);
+		g_cond_signal(&c->wake);
+		g_mutex_unlock(&c->lock);
+	}
 	if (now_dirty <= c->limit_pages)
 		return 0;
 	cf->throttles++;
@@ -186,6 +192,20 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	if (cache_file_pages(cf) == 0 && cf->dirty_since != 0)
 		cache_clean(c, cf);
+}
+
+bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
+			   off_t *start, off_t *len)
+{
+	bool submit = false;
+
+	cache_file_expire(c, cf, fd);
+	if (cf->submit_queued) {
+		cf->submit_queued = false;
+		if (fd >= 0)
+			submit = cache_prepare_submit(cf, start, len);
+	}
+	return submit;
 }
 
 void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)
@@ -219,7 +239,8 @@ uint64_t cache_file_dirty_pages(const struct cache_file *cf)
 static gpointer cache_thread(gpointer data)
 {
 	struct cache *c = data;
-	gint64 period = MAX(c->expire_us / 4, 100 * 1000);
+	gint64 period = c->expire_us ? MAX(c->expire_us / 4, 100 * 1000) : G_USEC_PER_SEC;
+	gint64 next_scan = g_get_monotonic_time() + period;
 
 	g_mutex_lock(&c->lock);
 	while (!c->stopping) {
@@ -227,13 +248,20 @@ static gpointer cache_thread(gpointer data)
 		gpointer k;
 		GArray *keys;
 
-		g_cond_wait_until(&c->wake, &c->lock, g_get_monotonic_time() + period);
+		if (c->submit->len == 0)
+			g_cond_wait_until(&c->wake, &c->lock, next_scan);
 		if (c->stopping)
 			break;
-		keys = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-		g_hash_table_iter_init(&it, c->dirty);
-		while (g_hash_table_iter_next(&it, &k, NULL))
-			g_array_append_val(keys, *(uint64_t *)k);
+		/* files past half their limit first, then (periodically) all
+		 * files with dirty pages, for expiry */
+		keys = c->submit;
+		c->submit = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+		if (c->expire_us && g_get_monotonic_time() >= next_scan) {
+			next_scan = g_get_monotonic_time() + period;
+			g_hash_table_iter_init(&it, c->dirty);
+			while (g_hash_table_iter_next(&it, &k, NULL))
+				g_array_append_val(keys, *(uint64_t *)k);
+		}
 		g_mutex_unlock(&c->lock);
 		for (guint i = 0; i < keys->len; i++)
 			c->ops->writeback(g_array_index(keys, uint64_t, i), c->owner_ctx);
@@ -256,7 +284,8 @@ struct cache *cache_new(const struct cache_params *p, const struct cache_ops *op
 	g_mutex_init(&c->lock);
 	g_cond_init(&c->wake);
 	c->dirty = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-	if (c->expire_us > 0)
+	c->submit = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	if (c->expire_us > 0 || c->limit_pages > 0)
 		c->thread = g_thread_new("writeback", cache_thread, c);
 	return c;
 }
@@ -272,6 +301,7 @@ void cache_free(struct cache *c)
 	if (c->thread)
 		g_thread_join(c->thread);
 	g_hash_table_destroy(c->dirty);
+	g_array_free(c->submit, TRUE);
 	g_cond_clear(&c->wake);
 	g_mutex_clear(&c->lock);
 	g_free(c);

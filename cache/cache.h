@@ -19,6 +19,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "reserve.h"
 
@@ -29,14 +30,17 @@ struct cache_file {
 	struct rsv_map dirty;		/* owner's lock: dirty pages not yet sent to the disk */
 	struct rsv_map inflight;	/* owner's lock: dirty pages under writeback, not waited for */
 	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page, 0 if clean */
+	bool submit_queued;		/* owner's lock: the background thread is to start
+					 * writeback of the dirty pages */
 	uint64_t writebacks;		/* owner's lock: writebacks done on this file */
 	uint64_t throttles;		/* owner's lock: requests held back by the limit */
 };
 
 /* What the background writeback needs from the owner of the files: the
- * thread collects the keys of expired files under cache->lock, drops it, and
- * asks the owner to find, pin and lock each file and call
- * cache_file_expire() on it.  The owner's file may be gone by then. */
+ * thread collects keys (files past half their dirty limit, files whose dirty
+ * pages aged) under cache->lock, drops it, and asks the owner to find, pin
+ * and lock each file and call cache_file_background() on it.  The owner's
+ * file may be gone by then. */
 struct cache_ops {
 	void (*writeback)(uint64_t key, void *owner_ctx);
 };
@@ -59,7 +63,14 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		       uint64_t start, uint64_t end);
 /* Pages beyond @page are gone (truncate) / [start,end) punched. */
 void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end);
-/* Background writeback of @cf if its dirty pages are older than dirty_expire. */
+/* The background thread's work on @cf (owner's lock held): write back what
+ * has aged past dirty_expire; and when the file was queued past half its
+ * limit, move its dirty pages in flight and return true with the byte span
+ * whose writeback the caller starts after dropping its lock
+ * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): the CPU work of
+ * submitting I/O leaves the writer's path. */
+bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
+			   off_t *start, off_t *len);
 void cache_file_expire(struct cache *c, struct cache_file *cf, int fd);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);

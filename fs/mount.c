@@ -218,6 +218,8 @@ static void mount_writeback(uint64_t key, void *ctx)
 {
 	struct fs *fs = ctx;
 	struct fs_inode *in;
+	off_t start, len;
+	int fd = -1;
 
 	g_mutex_lock(&fs->itable_lock);
 	in = g_hash_table_lookup(fs->itable, &key);
@@ -227,8 +229,13 @@ static void mount_writeback(uint64_t key, void *ctx)
 	if (!in)
 		return;
 	g_mutex_lock(&in->lock);
-	cache_file_expire(fs->cache, &in->cf, in->fd);
+	if (cache_file_background(fs->cache, &in->cf, in->fd, &start, &len))
+		fd = dup(in->fd);	/* ours: the file may be closed meanwhile */
 	g_mutex_unlock(&in->lock);
+	if (fd >= 0) {
+		sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE);
+		close(fd);
+	}
 	fs_inode_put(fs, in);
 }
 
