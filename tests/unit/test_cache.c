@@ -142,11 +142,71 @@ static void test_expire(struct fixture *f, gconstpointer data)
 	g_mutex_clear(&x.lock);
 }
 
+/* Past half its limit a file is queued; the background thread starts its
+ * writeback through the owner (cache_file_background outside our lock). */
+static void bg_writeback(uint64_t key, void *arg)
+{
+	struct expire_ctx *x = arg;
+	off_t start, len;
+	bool submit;
+
+	g_mutex_lock(&x->lock);
+	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len);
+	x->calls += submit;
+	g_mutex_unlock(&x->lock);
+	if (submit)
+		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
+}
+
+static const struct cache_ops ops_bg = { .writeback = bg_writeback };
+
+static void test_background_submit(struct fixture *f, gconstpointer data)
+{
+	struct cache_params p = { 64 * 4096, 0 };	/* limit 64 pages, no expiry */
+	struct expire_ctx x = { .fd = f->fd };
+	struct cache_file cf;
+	gint64 deadline;
+
+	g_mutex_init(&x.lock);
+	x.c = cache_new(&p, &ops_bg, &x);
+	x.cf = &cf;
+	cache_file_init(&cf, 5);
+	g_mutex_lock(&x.lock);
+	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 0, 40), ==, 0);	/* > half */
+	g_mutex_unlock(&x.lock);
+	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	for (;;) {
+		g_mutex_lock(&x.lock);
+		int calls = x.calls;
+		uint64_t inflight = rsv_map_pages(&cf.inflight), dirty = rsv_map_pages(&cf.dirty);
+		g_mutex_unlock(&x.lock);
+		if (calls == 1) {
+			/* submitted: in flight, still counted until waited for */
+			g_assert_cmpuint(inflight, ==, 40);
+			g_assert_cmpuint(dirty, ==, 0);
+			break;
+		}
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_usleep(10000);
+	}
+	/* past the limit the writer waits for what is in flight */
+	g_mutex_lock(&x.lock);
+	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 40, 70), ==, 0);
+	g_assert_cmpuint(cache_file_dirty_pages(&cf), <=, 64);
+	g_assert_cmpuint(rsv_map_pages(&cf.inflight), ==, 0);
+	cache_file_finish(x.c, &cf, f->fd);
+	g_mutex_unlock(&x.lock);
+	cache_free(x.c);
+	g_mutex_clear(&x.lock);
+}
+
 int main(int argc, char *argv[])
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/cache/accounting", struct fixture, NULL, fx_setup, test_accounting, fx_teardown);
 	g_test_add("/cache/limit", struct fixture, NULL, fx_setup, test_limit, fx_teardown);
 	g_test_add("/cache/expire", struct fixture, NULL, fx_setup, test_expire, fx_teardown);
+	g_test_add("/cache/background-submit", struct fixture, NULL, fx_setup,
+		   test_background_submit, fx_teardown);
 	return g_test_run();
 }
