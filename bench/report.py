@@ -167,7 +167,8 @@ def main():
         L.append("## reservefs variants\n")
         L.append("The same workload on `reservefs-eof` mounted with extra options (after the colon): "
                  "`dirty_limit=4M` / `dirty_limit=0` (unlimited) show what the per-file dirty limit "
-                 "costs; `bench_no_reserve` bypasses the reservation bookkeeping on write, so the "
+                 "costs; `mmap_dirty_max=0` leaves the kernel's dirty pages of the mount unbounded; "
+                 "`bench_no_reserve` bypasses the reservation bookkeeping on write, so the "
                  "ratio is what that bookkeeping costs (1.00 = nothing).\n")
         L.append("| workload | metric | variant | median (min – max) | reservefs-eof | variant / reservefs-eof |")
         L.append("|---|---|---|---:|---:|---:|")
