@@ -25,7 +25,7 @@ static gint ctl_top_cmp(gconstpointer a, gconstpointer b)
 	return x->dirty < y->dirty ? 1 : x->dirty > y->dirty ? -1 : 0;
 }
 
-void fs_stat_json(struct fs *fs, GString *s)
+static void ctl_stat_json(struct fs *fs, GString *s)
 {
 	struct rsv_ledger *l = &fs->ledger;
 	struct cache_stats cs;
@@ -100,7 +100,7 @@ int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out)
 				rsv_capacity_pages(l) << RSV_PAGE_SHIFT, rsv_used_inodes(l),
 				rsv_nr_inodes(l));
 	else if (strcmp(key, "stat") == 0)
-		fs_stat_json(fs, out);
+		ctl_stat_json(fs, out);
 	else
 		return -ENODATA;
 	return 0;

@@ -25,7 +25,6 @@
 #define FS_FORMAT_VERSION 1
 #define FS_NAME_MAX 255
 #define FS_ROOT_INO 1
-#define FS_MAX_FILE_SIZE ((uint64_t)1 << 52)	/* 4 PiB, well inside ext4/xfs limits? no: clamped to the backing fs at mount */
 
 /* Options that live in the store (set at mkfs, overridable at mount). */
 struct fs_params {
@@ -112,7 +111,6 @@ struct fs {
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */
 };
 
-extern struct fs *fs_global;
 
 /* ---- meta.c: the SQLite store -------------------------------------- */
 int fs_meta_open(struct fs *fs, bool create);
@@ -155,8 +153,6 @@ int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void
 		     size_t len, int flags);
 int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out);
 int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name);
-int fs_meta_copy_xattr(struct fs *fs, fuse_ino_t from, const char *name,
-		       fuse_ino_t to, const char *newname);
 /* counts for mount */
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
@@ -249,6 +245,5 @@ void fs_ops_file_init(struct fuse_lowlevel_ops *ops);
 void fs_ops_attr_init(struct fuse_lowlevel_ops *ops);
 int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out);	/* -ENODATA if not ours */
 int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char *val, size_t len);
-void fs_stat_json(struct fs *fs, GString *out);
 
 #endif /* FS_I_H */

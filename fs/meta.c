@@ -433,19 +433,27 @@ int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t 
 	return meta_step_done(fs, st);
 }
 
-int fs_meta_unlink(struct fs *fs, fuse_ino_t parent, const char *name)
+/* DELETE keyed by (number, name): @missing when there was no such row. */
+static int meta_delete_named(struct fs *fs, const char *sql, int64_t key, const char *name,
+			     int missing)
 {
-	sqlite3_stmt *st = meta_stmt(fs, "DELETE FROM dentries WHERE parent = ? AND name = ?");
+	sqlite3_stmt *st = meta_stmt(fs, sql);
 	int res;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_int64(st, 1, key);
 	meta_bind_name(st, 2, name);
 	res = meta_step_done(fs, st);
 	if (res == 0 && sqlite3_changes(fs->db) == 0)
-		res = -ENOENT;
+		res = missing;
 	return res;
+}
+
+int fs_meta_unlink(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	return meta_delete_named(fs, "DELETE FROM dentries WHERE parent = ? AND name = ?",
+				 parent, name, -ENOENT);
 }
 
 int fs_meta_relink(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
@@ -578,31 +586,8 @@ int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
 
 int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name)
 {
-	sqlite3_stmt *st = meta_stmt(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?");
-	int res;
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, ino);
-	meta_bind_name(st, 2, name);
-	res = meta_step_done(fs, st);
-	if (res == 0 && sqlite3_changes(fs->db) == 0)
-		res = -ENODATA;
-	return res;
-}
-
-int fs_meta_copy_xattr(struct fs *fs, fuse_ino_t from, const char *name,
-		       fuse_ino_t to, const char *newname)
-{
-	void *val;
-	size_t len;
-	int res = fs_meta_getxattr(fs, from, name, &val, &len);
-
-	if (res < 0)
-		return res;
-	res = fs_meta_setxattr(fs, to, newname, val, len, 0);
-	g_free(val);
-	return res;
+	return meta_delete_named(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?",
+				 ino, name, -ENODATA);
 }
 
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out)

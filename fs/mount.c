@@ -20,7 +20,6 @@
 
 #include "fs_i.h"
 
-struct fs *fs_global;
 
 enum { KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_HELP, KEY_VERSION, KEY_NOATIME, KEY_REMOUNT,
        KEY_RW };
@@ -399,7 +398,7 @@ int fs_main_mount(int argc, char *argv[])
 			goto out_args;
 		}
 	}
-	fs = fs_global = g_new0(struct fs, 1);
+	fs = g_new0(struct fs, 1);
 	fs->data_fd = fs->lock_fd = -1;
 	g_mutex_init(&fs->db_lock);
 	g_mutex_init(&fs->itable_lock);
@@ -568,7 +567,6 @@ out:
 	free(fs->mountpoint);
 	g_hash_table_destroy(fs->itable);
 	g_free(fs);
-	fs_global = NULL;
 out_args:
 	fuse_opt_free_args(&args);
 	free(a.store);
