@@ -64,6 +64,7 @@ struct fs_inode {
 	gid_t gid;
 	uint32_t nlink;
 	dev_t rdev;
+	uint32_t flags;			/* FS_*_FL of chattr: immutable, append, nodump, noatime */
 	uint64_t size;			/* regular files: the backing file's size */
 	int64_t atime, mtime, ctime, btime;	/* ns since the epoch */
 	fuse_ino_t parent;		/* directories: the one parent */
@@ -218,6 +219,21 @@ void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, u
 off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence);
 
 /* ---- perm.c: privilege rules the kernel leaves to us ----------------- */
+/* chattr +i / +a: the FUSE module does not know them, so we refuse here
+ * what the VFS refuses on a kernel filesystem (EPERM). */
+static inline bool fs_immutable(const struct fs_inode *in)
+{
+	return in->flags & 0x10;	/* FS_IMMUTABLE_FL */
+}
+static inline bool fs_append_only(const struct fs_inode *in)
+{
+	return in->flags & 0x20;	/* FS_APPEND_FL */
+}
+/* Neither may be removed, renamed, linked, or changed in its attributes. */
+static inline bool fs_pinned(const struct fs_inode *in)
+{
+	return fs_immutable(in) || fs_append_only(in);
+}
 /* The mode after a write/truncate/fallocate/ACL change by the caller of
  * @req: setuid goes, setgid goes when group-executable or when the caller
  * is not in the file's group (what setattr_should_drop_sgid() does for

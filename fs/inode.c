@@ -44,8 +44,8 @@ void fs_inode_accessed(struct fs *fs, struct fs_inode *in)
 {
 	int64_t now;
 
-	if (fs->ro || fs->noatime)
-		return;
+	if (fs->ro || fs->noatime || (__atomic_load_n(&in->flags, __ATOMIC_RELAXED) & 0x80))
+		return;	/* 0x80: FS_NOATIME_FL */
 	now = fs_now();
 	if (!inode_atime_due(in, now))
 		return;

@@ -19,7 +19,7 @@ static const char meta_schema[] =
 	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,"
 	" size INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
 	" ctime INTEGER NOT NULL, btime INTEGER NOT NULL, parent INTEGER NOT NULL,"
-	" rsv_pages INTEGER NOT NULL DEFAULT 0, link BLOB);"
+	" rsv_pages INTEGER NOT NULL DEFAULT 0, link BLOB, flags INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
 	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
 	"CREATE INDEX dentries_parent ON dentries(parent);"
@@ -146,6 +146,9 @@ int fs_meta_open(struct fs *fs, bool create)
 		return rc;
 	if (create)
 		return fs_meta_exec(fs, meta_schema);
+	/* stores made before chattr flags existed */
+	if (!fs->ro && sqlite3_exec(fs->db, "SELECT flags FROM inodes LIMIT 0", NULL, NULL, NULL) != SQLITE_OK)
+		meta_exec_quiet(fs, "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0");
 	return 0;
 }
 
@@ -247,7 +250,7 @@ int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
 #define META_INODE_COLS \
 	"i.ino, i.gen, i.mode, i.uid, i.gid, i.nlink, i.rdev, i.size, i.atime, i.mtime," \
 	" i.ctime, i.btime, i.parent, i.rsv_pages," \
-	" EXISTS(SELECT 1 FROM xattrs x WHERE x.ino = i.ino)"
+	" EXISTS(SELECT 1 FROM xattrs x WHERE x.ino = i.ino), i.flags"
 
 /* One row of META_INODE_COLS into @in.  has_xattrs lets getxattr answer
  * without SQLite for the (many) inodes that have none: the kernel asks for
@@ -269,6 +272,7 @@ static void meta_fill_inode(sqlite3_stmt *st, struct fs_inode *in)
 	in->parent = sqlite3_column_int64(st, 12);
 	in->rsv_pages_db = sqlite3_column_int64(st, 13);
 	in->has_xattrs = sqlite3_column_int(st, 14) != 0;
+	in->flags = sqlite3_column_int64(st, 15);
 }
 
 int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
@@ -340,7 +344,7 @@ int fs_meta_store_inode(struct fs *fs, struct fs_inode *in)
 {
 	sqlite3_stmt *st = meta_stmt(fs,
 		"UPDATE inodes SET mode=?, uid=?, gid=?, nlink=?, rdev=?, size=?, atime=?,"
-		" mtime=?, ctime=?, btime=?, parent=?, rsv_pages=? WHERE ino=?");
+		" mtime=?, ctime=?, btime=?, parent=?, rsv_pages=?, flags=? WHERE ino=?");
 	uint64_t rsv = in->rsv_loaded ? rsv_map_pages(&in->rsv) : in->rsv_pages_db;
 	int res;
 
@@ -358,7 +362,8 @@ int fs_meta_store_inode(struct fs *fs, struct fs_inode *in)
 	sqlite3_bind_int64(st, 10, in->btime);
 	sqlite3_bind_int64(st, 11, in->parent);
 	sqlite3_bind_int64(st, 12, rsv);
-	sqlite3_bind_int64(st, 13, in->ino);
+	sqlite3_bind_int64(st, 13, in->flags);
+	sqlite3_bind_int64(st, 14, in->ino);
 	res = meta_step_done(fs, st);
 	if (res == 0) {
 		in->attr_dirty = false;

@@ -167,7 +167,8 @@ static void mount_init(void *userdata, struct fuse_conn_info *conn)
 {
 	const unsigned want = FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_POSIX_ACL |
 		FUSE_CAP_DONT_MASK | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
-		FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS;
+		FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS |
+		FUSE_CAP_IOCTL_DIR;
 
 	conn->want |= want & conn->capable;
 	/* async direct I/O completes without invalidating the page cache we

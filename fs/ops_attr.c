@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -47,6 +48,16 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (fs->ro)
 		return -EROFS;
 	g_mutex_lock(&in->lock);
+	/* as notify_change()/vfs_truncate() on a kernel filesystem */
+	if (fs_immutable(in) ||
+	    (fs_append_only(in) && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+					      FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+					      FUSE_SET_ATTR_CTIME)) ) ||
+	    (fs_append_only(in) && (((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
+				    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW))))) {
+		res = -EPERM;
+		goto out;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		bool temp;
 		int fd;
@@ -167,6 +178,10 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res;
 	g_mutex_lock(&in->lock);
+	if (fs_pinned(in)) {
+		res = -EPERM;
+		goto out;
+	}
 	if (strcmp(name, FS_ACL_DEFAULT) == 0 && !S_ISDIR(in->mode)) {
 		res = -EACCES;
 		goto out;
@@ -300,7 +315,9 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res;
 	g_mutex_lock(&in->lock);
-	if ((res = fs_meta_begin(fs)) == 0) {
+	if (fs_pinned(in))
+		res = -EPERM;
+	else if ((res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_removexattr(fs, ino, name);
 		if (res == 0) {
 			in->ctime = fs_now();
@@ -323,6 +340,128 @@ static void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, -xattr_do_remove(fs, ino, name));
 }
 
+/* ---- chattr flags (FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/SETXATTR) -- */
+
+/* The flags we keep, and their xflags twins. */
+static const struct { uint32_t fl, xfl; } attr_flag_map[] = {
+	{ FS_IMMUTABLE_FL, FS_XFLAG_IMMUTABLE },
+	{ FS_APPEND_FL, FS_XFLAG_APPEND },
+	{ FS_NODUMP_FL, FS_XFLAG_NODUMP },
+	{ FS_NOATIME_FL, FS_XFLAG_NOATIME },
+};
+
+static uint32_t attr_to_xflags(uint32_t fl)
+{
+	uint32_t x = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(attr_flag_map); i++)
+		if (fl & attr_flag_map[i].fl)
+			x |= attr_flag_map[i].xfl;
+	return x;
+}
+
+static int attr_from_xflags(uint32_t x, uint32_t *fl)
+{
+	*fl = 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(attr_flag_map); i++)
+		if (x & attr_flag_map[i].xfl) {
+			*fl |= attr_flag_map[i].fl;
+			x &= ~attr_flag_map[i].xfl;
+		}
+	return x ? -EOPNOTSUPP : 0;
+}
+
+static int attr_set_flags(struct fs *fs, fuse_req_t req, struct fs_inode *in, uint32_t fl)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	const uint32_t known = FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL;
+	int res;
+
+	if (fl & ~known)
+		return -EOPNOTSUPP;
+	if (fs->ro)
+		return -EROFS;
+	g_mutex_lock(&in->lock);
+	/* the VFS checked ownership and CAP_LINUX_IMMUTABLE; say it again for
+	 * callers it cannot see (root stands for the capability) */
+	if (ctx->uid != 0 && (ctx->uid != in->uid ||
+			      ((fl ^ in->flags) & (FS_IMMUTABLE_FL | FS_APPEND_FL)))) {
+		g_mutex_unlock(&in->lock);
+		return -EPERM;
+	}
+	in->flags = fl;
+	in->ctime = fs_now();
+	if ((res = fs_meta_begin(fs)) == 0)
+		res = fs_meta_commit(fs, fs_meta_store_inode(fs, in));
+	g_mutex_unlock(&in->lock);
+	/* the kernel does not refresh its attributes after an ioctl: ctime */
+	if (res == 0)
+		fs_perm_inval_attr(fs, in->ino);
+	return res;
+}
+
+static void fs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+			struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+			size_t in_bufsz, size_t out_bufsz)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *in;
+	struct fsxattr fa;
+	uint32_t fl;
+	int res;
+
+	if (flags & FUSE_IOCTL_COMPAT) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if ((res = fs_inode_get(fs, ino, &in)) < 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+		fl = __atomic_load_n(&in->flags, __ATOMIC_RELAXED);
+		fuse_reply_ioctl(req, 0, &fl, MIN(out_bufsz, sizeof(fl)));
+		break;
+	case FS_IOC_SETFLAGS:
+		if (in_bufsz < sizeof(fl)) {
+			fuse_reply_err(req, EINVAL);
+			break;
+		}
+		memcpy(&fl, in_buf, sizeof(fl));
+		res = attr_set_flags(fs, req, in, fl);
+		if (res < 0)
+			fuse_reply_err(req, -res);
+		else
+			fuse_reply_ioctl(req, 0, NULL, 0);
+		break;
+	case FS_IOC_FSGETXATTR:
+		memset(&fa, 0, sizeof(fa));
+		fa.fsx_xflags = attr_to_xflags(__atomic_load_n(&in->flags, __ATOMIC_RELAXED));
+		fuse_reply_ioctl(req, 0, &fa, MIN(out_bufsz, sizeof(fa)));
+		break;
+	case FS_IOC_FSSETXATTR:
+		if (in_bufsz < sizeof(fa)) {
+			fuse_reply_err(req, EINVAL);
+			break;
+		}
+		memcpy(&fa, in_buf, sizeof(fa));
+		res = attr_from_xflags(fa.fsx_xflags, &fl);
+		if (res == 0 && (fa.fsx_extsize || fa.fsx_projid || fa.fsx_cowextsize))
+			res = -EOPNOTSUPP;
+		if (res == 0)
+			res = attr_set_flags(fs, req, in, fl);
+		if (res < 0)
+			fuse_reply_err(req, -res);
+		else
+			fuse_reply_ioctl(req, 0, NULL, 0);
+		break;
+	default:
+		fuse_reply_err(req, ENOTTY);
+	}
+	fs_inode_put(fs, in);
+}
+
 void fs_ops_attr_init(struct fuse_lowlevel_ops *ops)
 {
 	ops->getattr = fs_op_getattr;
@@ -332,4 +471,5 @@ void fs_ops_attr_init(struct fuse_lowlevel_ops *ops)
 	ops->getxattr = fs_op_getxattr;
 	ops->listxattr = fs_op_listxattr;
 	ops->removexattr = fs_op_removexattr;
+	ops->ioctl = fs_op_ioctl;
 }

@@ -185,6 +185,10 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = S_ISDIR(dir->mode) ? -ENOENT : -ENOTDIR;
 		goto out_unlock;
 	}
+	if (fs_immutable(dir)) {
+		res = -EPERM;
+		goto out_unlock;
+	}
 	in->mode = nw->mode;
 	in->rdev = nw->rdev;
 	in->uid = ctx->uid;
@@ -357,6 +361,8 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 		res = -EMLINK;
 	else if (v[1]->nlink == 0)
 		res = -ENOENT;
+	else if (fs_pinned(v[0]) || fs_immutable(v[1]))
+		res = -EPERM;
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_lookup(fs, newparent, newname, &old);
 		res = res == 0 ? -EEXIST : res == -ENOENT ? 0 : res;
@@ -447,6 +453,8 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		res = -ENOTDIR;
 	else if (!isdir && S_ISDIR(v[1]->mode))
 		res = -EISDIR;
+	else if (fs_pinned(v[0]) || fs_pinned(v[1]))
+		res = -EPERM;	/* may_delete(): append-only dir, pinned victim */
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_lookup(fs, parent, name, &again);
 		if (res == 0 && again != ino)
@@ -609,7 +617,10 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	    (dino && (res = fs_inode_get(fs, dino, &v[3])) < 0))
 		goto out;
 	dir_lock_many(v, 4, true);
-	if ((res = fs_meta_begin(fs)) == 0) {
+	if (fs_pinned(v[0]) || fs_pinned(v[2]) || fs_immutable(v[1]) ||
+	    (v[3] && (fs_pinned(v[3]) || fs_append_only(v[1]))))
+		res = -EPERM;
+	else if ((res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_lookup(fs, parent, name, &check);
 		if (res == 0 && check != sino)
 			res = -EAGAIN;

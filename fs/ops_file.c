@@ -31,7 +31,14 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -res);
 		return;
 	}
-	res = fs_inode_open(fs, in);
+	g_mutex_lock(&in->lock);
+	if ((fs_immutable(in) && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) ||
+	    (fs_append_only(in) && (((fi->flags & O_ACCMODE) != O_RDONLY && !(fi->flags & O_APPEND)) ||
+				    (fi->flags & O_TRUNC))))
+		res = -EPERM;
+	g_mutex_unlock(&in->lock);
+	if (res == 0)
+		res = fs_inode_open(fs, in);
 	fs_inode_put(fs, in);
 	if (res < 0) {
 		fuse_reply_err(req, -res);
@@ -128,6 +135,10 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (off < 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
+	if (!writepage && (fs_immutable(in) || (fs_append_only(in) && (uint64_t)off != in->size))) {
+		g_mutex_unlock(&in->lock);
+		return -EPERM;
+	}
 	if (!writepage)
 		killed = file_kill_suid(fs, req, in, true);
 	old_size = in->size;
@@ -197,6 +208,10 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
+	if (fs_immutable(in) || (fs_append_only(in) && (mode & ~FALLOC_FL_KEEP_SIZE))) {
+		g_mutex_unlock(&in->lock);
+		return -EPERM;
+	}
 	killed = file_kill_suid(fs, req, in, false);
 	res = fs_data_fallocate(fs, in, in->fd, mode, off, len);
 	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
@@ -268,6 +283,10 @@ static ssize_t file_do_copy_range(struct fs *fs, struct fs_inode *src, off_t off
 	g_mutex_lock(&first->lock);
 	if (second != first)
 		g_mutex_lock(&second->lock);
+	if (fs_immutable(dst) || (fs_append_only(dst) && (uint64_t)off_out != dst->size)) {
+		res = -EPERM;
+		goto out;
+	}
 	/* nothing to copy past the source's EOF */
 	if ((uint64_t)off_in >= src->size)
 		len = 0;

@@ -652,3 +652,58 @@ def test_rename_over_open_file(mnt):
     mnt.remount()
     assert read_file(mnt.path('a')) == b'new'
     assert os.listdir(mnt.mnt) == ['a']
+
+
+def _chattr(path, flags):
+    import fcntl
+    import struct
+    FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if flags is None:
+            return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETFLAGS, b'\0' * 4))[0]
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('i', flags))
+    finally:
+        os.close(fd)
+
+
+def test_chattr_immutable_and_append(mnt):
+    """chattr +i / +a are kept across remount and enforced like a kernel fs."""
+    IMM, APP = 0x10, 0x20
+    f = mnt.path('f')
+    write_file(f, b'data')
+    _chattr(f, IMM)
+    assert _chattr(f, None) & IMM
+    for call in (lambda: os.open(f, os.O_WRONLY),
+                 lambda: os.unlink(f),
+                 lambda: os.rename(f, mnt.path('g')),
+                 lambda: os.link(f, mnt.path('h')),
+                 lambda: os.chmod(f, 0o777),
+                 lambda: os.truncate(f, 0),
+                 lambda: os.setxattr(f, 'user.x', b'1')):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EPERM
+    assert read_file(f) == b'data'
+    mnt.remount()
+    assert _chattr(f, None) & IMM
+    _chattr(f, APP)
+    with open(f, 'ab') as fh:
+        fh.write(b'+more')
+    for call in (lambda: os.open(f, os.O_WRONLY),
+                 lambda: os.truncate(f, 0),
+                 lambda: os.unlink(f)):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EPERM
+    assert read_file(f) == b'data+more'
+    d = mnt.path('d')
+    os.mkdir(d)
+    _chattr(d, IMM)
+    with pytest.raises(OSError) as e:
+        write_file(os.path.join(d, 'x'), b'')
+    assert e.value.errno == errno.EPERM
+    _chattr(d, 0)
+    _chattr(f, 0)
+    os.unlink(f)
+    os.rmdir(d)
