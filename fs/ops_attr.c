@@ -400,66 +400,62 @@ static int attr_set_flags(struct fs *fs, fuse_req_t req, struct fs_inode *in, ui
 	return res;
 }
 
+/* 0/-errno; what the caller gets back goes to @out (*outlen bytes). */
+static int attr_do_ioctl(struct fs *fs, fuse_req_t req, struct fs_inode *in, unsigned int cmd,
+			 const void *in_buf, size_t in_bufsz, void *out, size_t *outlen)
+{
+	struct fsxattr fa;
+	uint32_t fl = __atomic_load_n(&in->flags, __ATOMIC_RELAXED);
+	int res;
+
+	*outlen = 0;
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+		memcpy(out, &fl, sizeof(fl));
+		*outlen = sizeof(fl);
+		return 0;
+	case FS_IOC_FSGETXATTR:
+		memset(&fa, 0, sizeof(fa));
+		fa.fsx_xflags = attr_to_xflags(fl);
+		memcpy(out, &fa, sizeof(fa));
+		*outlen = sizeof(fa);
+		return 0;
+	case FS_IOC_SETFLAGS:
+		if (in_bufsz < sizeof(fl))
+			return -EINVAL;
+		memcpy(&fl, in_buf, sizeof(fl));
+		return attr_set_flags(fs, req, in, fl);
+	case FS_IOC_FSSETXATTR:
+		if (in_bufsz < sizeof(fa))
+			return -EINVAL;
+		memcpy(&fa, in_buf, sizeof(fa));
+		if ((res = attr_from_xflags(fa.fsx_xflags, &fl)) < 0)
+			return res;
+		if (fa.fsx_extsize || fa.fsx_projid || fa.fsx_cowextsize)
+			return -EOPNOTSUPP;
+		return attr_set_flags(fs, req, in, fl);
+	}
+	return -ENOTTY;
+}
+
 static void fs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 			size_t in_bufsz, size_t out_bufsz)
 {
 	struct fs *fs = FS(req);
+	char out[sizeof(struct fsxattr)];
 	struct fs_inode *in;
-	struct fsxattr fa;
-	uint32_t fl;
-	int res;
+	size_t outlen = 0;
+	int res = (flags & FUSE_IOCTL_COMPAT) ? -ENOSYS : fs_inode_get(fs, ino, &in);
 
-	if (flags & FUSE_IOCTL_COMPAT) {
-		fuse_reply_err(req, ENOSYS);
-		return;
+	if (res == 0) {
+		res = attr_do_ioctl(fs, req, in, cmd, in_buf, in_bufsz, out, &outlen);
+		fs_inode_put(fs, in);
 	}
-	if ((res = fs_inode_get(fs, ino, &in)) < 0) {
+	if (res < 0)
 		fuse_reply_err(req, -res);
-		return;
-	}
-	switch (cmd) {
-	case FS_IOC_GETFLAGS:
-		fl = __atomic_load_n(&in->flags, __ATOMIC_RELAXED);
-		fuse_reply_ioctl(req, 0, &fl, MIN(out_bufsz, sizeof(fl)));
-		break;
-	case FS_IOC_SETFLAGS:
-		if (in_bufsz < sizeof(fl)) {
-			fuse_reply_err(req, EINVAL);
-			break;
-		}
-		memcpy(&fl, in_buf, sizeof(fl));
-		res = attr_set_flags(fs, req, in, fl);
-		if (res < 0)
-			fuse_reply_err(req, -res);
-		else
-			fuse_reply_ioctl(req, 0, NULL, 0);
-		break;
-	case FS_IOC_FSGETXATTR:
-		memset(&fa, 0, sizeof(fa));
-		fa.fsx_xflags = attr_to_xflags(__atomic_load_n(&in->flags, __ATOMIC_RELAXED));
-		fuse_reply_ioctl(req, 0, &fa, MIN(out_bufsz, sizeof(fa)));
-		break;
-	case FS_IOC_FSSETXATTR:
-		if (in_bufsz < sizeof(fa)) {
-			fuse_reply_err(req, EINVAL);
-			break;
-		}
-		memcpy(&fa, in_buf, sizeof(fa));
-		res = attr_from_xflags(fa.fsx_xflags, &fl);
-		if (res == 0 && (fa.fsx_extsize || fa.fsx_projid || fa.fsx_cowextsize))
-			res = -EOPNOTSUPP;
-		if (res == 0)
-			res = attr_set_flags(fs, req, in, fl);
-		if (res < 0)
-			fuse_reply_err(req, -res);
-		else
-			fuse_reply_ioctl(req, 0, NULL, 0);
-		break;
-	default:
-		fuse_reply_err(req, ENOTTY);
-	}
-	fs_inode_put(fs, in);
+	else
+		fuse_reply_ioctl(req, 0, outlen ? out : NULL, MIN(outlen, out_bufsz));
 }
 
 void fs_ops_attr_init(struct fuse_lowlevel_ops *ops)
