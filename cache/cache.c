@@ -136,7 +136,7 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 	cf->throttles = 0;
 }
 
-void cache_file_finish(struct cache *c, struct cache_file *cf, int fd)
+void cache_file_finish(struct cache *c, struct cache_file *cf)
 {
 	/* The file is closed: nothing more is throttled against it, and what
 	 * it left dirty is the backing filesystem's to write back in its own

@@ -55,8 +55,9 @@ struct cache *cache_new(const struct cache_params *p, const struct cache_ops *op
 /* Stops the background thread; every cache_file must be finished first. */
 void cache_free(struct cache *c);
 void cache_file_init(struct cache_file *cf, uint64_t key);
-/* Forget @cf (its pages are handed to the kernel's own writeback first). */
-void cache_file_finish(struct cache *c, struct cache_file *cf, int fd);
+/* Forget @cf: the file is closed; what it left dirty is the backing
+ * filesystem's to write back. */
+void cache_file_finish(struct cache *c, struct cache_file *cf);
 /* Pages [start,end) of @cf were just written to @fd.  Throttles: when the
  * file is past its limit, writes back before returning.  0 or -errno. */
 int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,

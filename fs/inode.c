@@ -223,7 +223,7 @@ int fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 	in->deleted = true;
 	if (S_ISREG(in->mode)) {
 		if (in->fd >= 0) {
-			cache_file_finish(fs->cache, &in->cf, -1);
+			cache_file_finish(fs->cache, &in->cf);
 			close(in->fd);
 			in->fd = -1;
 		}
@@ -256,7 +256,7 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
 		if (in->attr_dirty && !fs->ro)
 			fs_meta_store_inode(fs, in);
 		if (in->fd >= 0) {
-			cache_file_finish(fs->cache, &in->cf, in->fd);
+			cache_file_finish(fs->cache, &in->cf);
 			close(in->fd);
 			in->fd = -1;
 		}
@@ -395,7 +395,7 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in)
 			/* times stay in memory until eviction, fsync or unmount
 			 * (the size is the backing file's): a close costs no
 			 * SQLite commit */
-			cache_file_finish(fs->cache, &in->cf, in->fd);
+			cache_file_finish(fs->cache, &in->cf);
 			close(in->fd);
 			in->fd = -1;
 		}

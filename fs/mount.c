@@ -438,8 +438,8 @@ int fs_main_mount(int argc, char *argv[])
 				g_string_append_c(esc, '\\');
 			g_string_append_c(esc, *p);
 		}
-		extra = g_strdup_printf("-osubtype=reservefs,fsname=%s,default_permissions%s",
-					esc->str, a.o.ro ? "" : "");
+		extra = g_strdup_printf("-osubtype=reservefs,fsname=%s,default_permissions",
+					esc->str);
 		g_string_free(esc, TRUE);
 	}
 	fuse_opt_insert_arg(&args, 1, extra);

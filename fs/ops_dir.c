@@ -442,12 +442,12 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		return -EROFS;
 	if ((res = dir_check_name(name)) < 0)
 		return res;
-	if ((res = dir_lookup_ino(fs, parent, name, &ino)) < 0)
-		return res;
 	if ((res = fs_inode_get(fs, parent, &v[0])) < 0)
 		return res;
-	if ((res = fs_inode_get(fs, ino, &v[1])) < 0)
+	/* dentry and inode in one query; re-checked inside the transaction */
+	if ((res = fs_inode_lookup(fs, parent, name, &v[1])) < 0)
 		goto out;
+	ino = v[1]->ino;
 	dir_lock_many(v, 2, true);
 	if (isdir && !S_ISDIR(v[1]->mode))
 		res = -ENOTDIR;

@@ -57,7 +57,7 @@ static void test_accounting(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(st.dirty_pages, ==, 0);
 	g_assert_cmpuint(st.dirty_files, ==, 0);
 	g_assert_cmpuint(st.syncs, ==, 1);
-	cache_file_finish(c, &cf, f->fd);
+	cache_file_finish(c, &cf);
 	cache_free(c);
 }
 
@@ -83,7 +83,7 @@ static void test_limit(struct fixture *f, gconstpointer data)
 	cache_file_dirtied(c, &cf, f->fd, 0, 2);
 	cache_get_stats(c, &st);
 	g_assert_cmpuint(st.dirty_pages, ==, cache_file_dirty_pages(&cf));
-	cache_file_finish(c, &cf, f->fd);
+	cache_file_finish(c, &cf);
 	cache_get_stats(c, &st);
 	g_assert_cmpuint(st.dirty_pages, ==, 0);
 	cache_free(c);
@@ -194,7 +194,7 @@ static void test_background_submit(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 40, 70), ==, 0);
 	g_assert_cmpuint(cache_file_dirty_pages(&cf), <=, 64);
 	g_assert_cmpuint(rsv_map_pages(&cf.inflight), ==, 0);
-	cache_file_finish(x.c, &cf, f->fd);
+	cache_file_finish(x.c, &cf);
 	g_mutex_unlock(&x.lock);
 	cache_free(x.c);
 	g_mutex_clear(&x.lock);
