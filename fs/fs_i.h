@@ -201,7 +201,7 @@ void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
 /* relatime: a read updates atime when it is not newer than mtime/ctime or a
  * day old.  Takes in->lock only when an update is due. */
 void fs_inode_accessed(struct fs *fs, struct fs_inode *in);
-int fs_inode_free_data(struct fs *fs, struct fs_inode *in);
+void fs_inode_free_data(struct fs *fs, struct fs_inode *in);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */

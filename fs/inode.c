@@ -216,17 +216,23 @@ struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in)
 
 /* Releases the data of an inode whose last link is gone and that nobody has
  * open: the backing file goes, and with it the reservation.  in->lock held. */
-int fs_inode_free_data(struct fs *fs, struct fs_inode *in)
+/* The backing fd goes when nobody has the file open; in->lock held. */
+static void inode_close_fd(struct fs *fs, struct fs_inode *in)
+{
+	if (in->fd < 0)
+		return;
+	cache_file_finish(fs->cache, &in->cf);
+	close(in->fd);
+	in->fd = -1;
+}
+
+void fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 {
 	if (in->deleted || in->nlink > 0)
-		return 0;
+		return;
 	in->deleted = true;
 	if (S_ISREG(in->mode)) {
-		if (in->fd >= 0) {
-			cache_file_finish(fs->cache, &in->cf);
-			close(in->fd);
-			in->fd = -1;
-		}
+		inode_close_fd(fs, in);
 		fs_backing_reap(fs, in->ino);
 		if (in->rsv_loaded)
 			rsv_release(&fs->ledger, rsv_map_pages(&in->rsv));
@@ -236,7 +242,6 @@ int fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 		in->rsv_loaded = true;
 	}
 	rsv_inode_put(&fs->ledger);
-	return 0;
 }
 
 /* Called with itable_lock held when all counts are zero: take the inode out
@@ -255,11 +260,7 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
 	} else {
 		if (in->attr_dirty && !fs->ro)
 			fs_meta_store_inode(fs, in);
-		if (in->fd >= 0) {
-			cache_file_finish(fs->cache, &in->cf);
-			close(in->fd);
-			in->fd = -1;
-		}
+		inode_close_fd(fs, in);
 	}
 	g_mutex_unlock(&in->lock);
 }
@@ -391,13 +392,11 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in)
 			/* the last close of an unlinked file frees its space now,
 			 * whatever the kernel still holds a lookup on */
 			fs_inode_free_data(fs, in);
-		} else if (in->fd >= 0) {
+		} else {
 			/* times stay in memory until eviction, fsync or unmount
 			 * (the size is the backing file's): a close costs no
 			 * SQLite commit */
-			cache_file_finish(fs->cache, &in->cf);
-			close(in->fd);
-			in->fd = -1;
+			inode_close_fd(fs, in);
 		}
 	}
 	g_mutex_unlock(&in->lock);
