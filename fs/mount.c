@@ -180,40 +180,6 @@ static void mount_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
-/* Bounds the kernel's dirty pages of this mount (its mmap side): the
- * connection's bdi gets max_bytes and strict_limit.  Runs once, off the
- * session threads, because stat() of the mountpoint is served by them. */
-static gpointer mount_bdi_thread(gpointer data)
-{
-	struct fs *fs = data;
-	struct stat st;
-	char path[128], val[32];
-	int fd, ok = 1;
-
-	if (fs->mmap_dirty_max == 0 || stat(fs->mountpoint, &st) < 0)
-		return NULL;
-	snprintf(val, sizeof(val), "%" PRIu64, fs->mmap_dirty_max);
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes",
-		 major(st.st_dev), minor(st.st_dev));
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, val, strlen(val)) < 0)
-		ok = 0;
-	if (fd >= 0)
-		close(fd);
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit",
-		 major(st.st_dev), minor(st.st_dev));
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "1", 1) < 0)
-		ok = 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok)
-		g_message("cannot bound the kernel's dirty pages for this mount "
-			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
-			  major(st.st_dev), minor(st.st_dev), strerror(errno));
-	return NULL;
-}
-
 static void mount_writeback(uint64_t key, void *ctx)
 {
 	struct fs *fs = ctx;
@@ -278,38 +244,33 @@ static int mount_remount(const struct mount_args *a)
 	return 0;
 }
 
-/* The mount point where @store is already mounted by a live reservefs, or
- * NULL.  Sources are compared as the mount shows them and as real paths. */
-static char *mount_find_live(const char *store)
+/* Calls @fn for each reservefs mount in /proc/self/mountinfo, newest last,
+ * with its mount point, source and device, until @fn returns true. */
+static void mount_each(bool (*fn)(const char *mnt, const char *src, unsigned maj,
+				  unsigned min, void *ctx),
+		       void *ctx)
 {
-	char *real = realpath(store, NULL), *found = NULL;
 	char *line = NULL;
 	size_t cap = 0;
+	bool done = false;
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 
-	while (f && !found && getline(&line, &cap, f) > 0) {
-		/* ... mountpoint ... - fstype source options */
+	while (f && !done && getline(&line, &cap, f) > 0) {
+		/* id parent maj:min root mountpoint ... - fstype source options */
 		gchar **sep = g_strsplit(line, " - ", 2), **pre = NULL, **post = NULL;
+		unsigned maj, min;
 
 		if (sep[0] && sep[1]) {
 			pre = g_strsplit(sep[0], " ", 6);
 			post = g_strsplit(sep[1], " ", 3);
 		}
 		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 2 &&
-		    strcmp(post[0], "fuse.reservefs") == 0) {
-			char *src = g_strcompress(post[1]);
-			char *rsrc = realpath(src, NULL);
+		    strcmp(post[0], "fuse.reservefs") == 0 &&
+		    sscanf(pre[2], "%u:%u", &maj, &min) == 2) {
+			char *mnt = g_strcompress(pre[4]), *src = g_strcompress(post[1]);
 
-			if (strcmp(src, store) == 0 || (real && rsrc && strcmp(rsrc, real) == 0)) {
-				struct statvfs sv;
-
-				found = g_strcompress(pre[4]);
-				if (statvfs(found, &sv) < 0) {	/* a dead daemon's mount */
-					g_free(found);
-					found = NULL;
-				}
-			}
-			free(rsrc);
+			done = fn(mnt, src, maj, min, ctx);
+			g_free(mnt);
 			g_free(src);
 		}
 		g_strfreev(pre);
@@ -319,8 +280,99 @@ static char *mount_find_live(const char *store)
 	if (f)
 		fclose(f);
 	free(line);
-	free(real);
-	return found;
+}
+
+struct mount_live {
+	const char *store, *real;
+	char *found;
+};
+
+static bool mount_live_match(const char *mnt, const char *src, unsigned maj, unsigned min,
+			     void *ctx)
+{
+	struct mount_live *l = ctx;
+	char *rsrc = realpath(src, NULL);
+	struct statvfs sv;
+
+	(void)maj;
+	(void)min;
+	/* statvfs fails on a dead daemon's mount */
+	if ((strcmp(src, l->store) == 0 || (l->real && rsrc && strcmp(rsrc, l->real) == 0)) &&
+	    statvfs(mnt, &sv) == 0)
+		l->found = g_strdup(mnt);
+	free(rsrc);
+	return l->found != NULL;
+}
+
+/* The mount point where @store is already mounted by a live reservefs, or
+ * NULL.  Sources are compared as the mount shows them and as real paths. */
+static char *mount_find_live(const char *store)
+{
+	struct mount_live l = { .store = store, .real = realpath(store, NULL) };
+
+	mount_each(mount_live_match, &l);
+	free((char *)l.real);
+	return l.found;
+}
+
+struct mount_dev {
+	const char *mnt;
+	unsigned maj, min;
+	bool found;
+};
+
+static bool mount_dev_match(const char *mnt, const char *src, unsigned maj, unsigned min,
+			    void *ctx)
+{
+	struct mount_dev *d = ctx;
+
+	(void)src;
+	if (strcmp(mnt, d->mnt) == 0) {	/* keep going: the newest one wins */
+		d->maj = maj;
+		d->min = min;
+		d->found = true;
+	}
+	return false;
+}
+
+static int mount_write_sysfs(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), res = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		res = -errno;
+	close(fd);
+	return res;
+}
+
+/* Bounds the kernel's dirty pages of this mount (its mmap side): the
+ * connection's bdi gets max_bytes and strict_limit.  Runs right after the
+ * mount, before the mount command returns, so the bound holds from the
+ * first page; the device comes from mountinfo, since stat() of the mount
+ * point would need the session threads that are not running yet. */
+static void mount_set_bdi(struct fs *fs)
+{
+	struct mount_dev d = { .mnt = fs->mountpoint };
+	char path[128], val[32];
+	int res = -ENOENT;
+
+	if (fs->mmap_dirty_max == 0)
+		return;
+	mount_each(mount_dev_match, &d);
+	if (d.found) {
+		snprintf(val, sizeof(val), "%" PRIu64, fs->mmap_dirty_max);
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes", d.maj, d.min);
+		res = mount_write_sysfs(path, val);
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit", d.maj, d.min);
+		if (res == 0)
+			res = mount_write_sysfs(path, "1");
+	}
+	if (res < 0)
+		g_message("cannot bound the kernel's dirty pages for this mount "
+			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
+			  d.maj, d.min, strerror(-res));
 }
 
 /* Charges the ledger with what the store holds: from the per-inode records
@@ -503,6 +555,7 @@ int fs_main_mount(int argc, char *argv[])
 		goto out_signals;
 	if (fs_io_install(fs, se) < 0)
 		goto out_unmount;
+	mount_set_bdi(fs);
 	if (fuse_daemonize(a.o.foreground) < 0)
 		goto out_unmount;
 	if (!a.o.foreground)
@@ -531,7 +584,6 @@ int fs_main_mount(int argc, char *argv[])
 	fs->se = se;
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	fs_backing_reaper_start(fs);
-	g_thread_unref(g_thread_new("bdi", mount_bdi_thread, fs));
 
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
