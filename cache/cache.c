@@ -72,10 +72,12 @@ static bool cache_span(const struct rsv_map *m, off_t *start, off_t *len)
 
 /* Move the dirty pages in flight; the span to start writing back in *start,
  * *len.  The caller submits it (SYNC_FILE_RANGE_WRITE) without our locks. */
-static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len)
+static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len,
+				 uint32_t *seq)
 {
 	if (!cache_span(&cf->dirty, start, len))
 		return false;
+	*seq = ++cf->submit_seq;
 	for (uint32_t i = 0; i < cf->dirty.n; i++)
 		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
 	rsv_map_clear(&cf->dirty);
@@ -105,16 +107,22 @@ static int cache_writeback(struct cache *c, struct cache_file *cf, int fd)
 
 /* Wait for the pages in flight only (they were sent when the file passed
  * half its limit), so the throttled writer waits for the disk's older work
- * while its newer pages are queued behind. */
+ * while its newer pages stay queued behind.  Once the background thread
+ * has started their writeback, waiting is all that is left: writing the
+ * span again would also push, and wait for, every newer dirty page that
+ * lies between them (with random writes, all of them).  Until then the
+ * writer starts it itself. */
 static int cache_wait_inflight(struct cache *c, struct cache_file *cf, int fd)
 {
 	off_t start, len;
 	uint64_t n = rsv_map_pages(&cf->inflight);
+	unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE;
 
 	if (!cache_span(&cf->inflight, &start, &len))
 		return 0;
-	if (sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE |
-			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+	if (cf->submitted_seq != cf->submit_seq)
+		flags |= SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+	if (sync_file_range(fd, start, len, flags) < 0)
 		return -errno;
 	cf->writebacks++;
 	__atomic_add_fetch(&c->writebacks, 1, __ATOMIC_RELAXED);
@@ -132,6 +140,7 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 	rsv_map_init(&cf->inflight);
 	cf->dirty_since = 0;
 	cf->submit_queued = false;
+	cf->submit_seq = cf->submitted_seq = 0;
 	cf->writebacks = 0;
 	cf->throttles = 0;
 }
@@ -195,7 +204,7 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 }
 
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
-			   off_t *start, off_t *len)
+			   off_t *start, off_t *len, uint32_t *seq)
 {
 	bool submit = false;
 
@@ -203,9 +212,17 @@ bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 	if (cf->submit_queued) {
 		cf->submit_queued = false;
 		if (fd >= 0)
-			submit = cache_prepare_submit(cf, start, len);
+			submit = cache_prepare_submit(cf, start, len, seq);
 	}
 	return submit;
+}
+
+void cache_file_submitted(struct cache_file *cf, uint32_t seq)
+{
+	/* batches are started in order; a newer one may have been handed
+	 * out meanwhile and is not started yet */
+	if ((int32_t)(seq - cf->submitted_seq) > 0)
+		cf->submitted_seq = seq;
 }
 
 void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)

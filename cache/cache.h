@@ -32,6 +32,9 @@ struct cache_file {
 	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page, 0 if clean */
 	bool submit_queued;		/* owner's lock: the background thread is to start
 					 * writeback of the dirty pages */
+	uint32_t submit_seq;		/* owner's lock: in-flight batches handed out */
+	uint32_t submitted_seq;		/* owner's lock: the newest batch whose writeback
+					 * has been started (== submit_seq: all of them) */
 	uint64_t writebacks;		/* owner's lock: writebacks done on this file */
 	uint64_t throttles;		/* owner's lock: requests held back by the limit */
 };
@@ -71,7 +74,10 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
  * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): the CPU work of
  * submitting I/O leaves the writer's path. */
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
-			   off_t *start, off_t *len);
+			   off_t *start, off_t *len, uint32_t *seq);
+/* The writeback of batch @seq from cache_file_background() has been started
+ * (owner's lock held): a throttled writer then only waits for it. */
+void cache_file_submitted(struct cache_file *cf, uint32_t seq);
 void cache_file_expire(struct cache *c, struct cache_file *cf, int fd);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);

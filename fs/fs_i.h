@@ -107,6 +107,10 @@ struct fs {
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
 	GThread *reaper;		/* immutable once mounted */
+	int free_fd;			/* immutable once mounted: STORE/data/free, or -1 */
+	GMutex spare_lock;
+	GArray *spares;			/* spare_lock: ids of empty backing files in free/ */
+	uint64_t spare_next;		/* spare_lock: the next id to give one */
 
 	GMutex itable_lock;
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */
@@ -165,8 +169,12 @@ int fs_store_save_params(struct fs *fs, const struct fs_params *p);
 void fs_backing_name(fuse_ino_t ino, char *buf, size_t len);
 int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags);
 int fs_backing_unlink(struct fs *fs, fuse_ino_t ino);
+/* A new, empty backing file for @ino, opened read-write: a spare one from
+ * data/free when there is one, else created.  fd or -errno (-EEXIST). */
+int fs_backing_create(struct fs *fs, fuse_ino_t ino);
 /* Off the caller's path: freeing a file's blocks can take milliseconds on
- * the backing filesystem.  The ledger is released by the caller at once. */
+ * the backing filesystem.  The ledger is released by the caller at once.
+ * The emptied backing file is kept as a spare for the next create. */
 void fs_backing_reap(struct fs *fs, fuse_ino_t ino);
 void fs_backing_reaper_start(struct fs *fs);
 void fs_backing_reaper_stop(struct fs *fs);

@@ -185,6 +185,7 @@ static void mount_writeback(uint64_t key, void *ctx)
 	struct fs *fs = ctx;
 	struct fs_inode *in;
 	off_t start, len;
+	uint32_t seq;
 	int fd = -1;
 
 	g_mutex_lock(&fs->itable_lock);
@@ -195,12 +196,17 @@ static void mount_writeback(uint64_t key, void *ctx)
 	if (!in)
 		return;
 	g_mutex_lock(&in->lock);
-	if (cache_file_background(fs->cache, &in->cf, in->fd, &start, &len))
+	if (cache_file_background(fs->cache, &in->cf, in->fd, &start, &len, &seq))
 		fd = dup(in->fd);	/* ours: the file may be closed meanwhile */
 	g_mutex_unlock(&in->lock);
 	if (fd >= 0) {
-		sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE);
+		bool started = sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE) == 0;
+
 		close(fd);
+		g_mutex_lock(&in->lock);
+		if (started)
+			cache_file_submitted(&in->cf, seq);
+		g_mutex_unlock(&in->lock);
 	}
 	fs_inode_put(fs, in);
 }
@@ -455,6 +461,7 @@ int fs_main_mount(int argc, char *argv[])
 	fs->data_fd = fs->lock_fd = -1;
 	g_mutex_init(&fs->db_lock);
 	g_mutex_init(&fs->itable_lock);
+	g_mutex_init(&fs->spare_lock);
 	fs->itable = g_hash_table_new(g_int64_hash, g_int64_equal);
 	fs->mountpoint = realpath(a.mountpoint, NULL);
 	fs->attr_timeout = 86400.0;

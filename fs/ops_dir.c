@@ -226,7 +226,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = fs_meta_link(fs, parent, name, in->ino);
 	if (res == 0 && S_ISREG(in->mode)) {
 		/* kept: CREATE opens it next */
-		in->fd = fs_backing_open(fs, in->ino, O_RDWR | O_CREAT | O_EXCL);
+		in->fd = fs_backing_create(fs, in->ino);
 		if (in->fd < 0) {
 			res = in->fd;
 			in->fd = -1;

@@ -44,6 +44,143 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
 	return 0;
 }
 
+/* ---- spare backing files ---------------------------------------------
+ * A deleted file's backing file is emptied and kept in data/free/ (named by
+ * a hex id) rather than unlinked, and a create takes one back by rename.
+ * Allocating an inode is the dearest part of a create on the backing
+ * filesystem (ext4 without a journal scans past every inode freed in the
+ * last half minute), and freeing one is the dearest part of an unlink;
+ * churn of small files pays for neither.  Spares hold no blocks: one that
+ * does (a crash between the rename and the truncate) is removed at mount
+ * and reported by fsck. */
+#define SPARE_MAX 65536
+
+static bool backing_spare_pop(struct fs *fs, uint64_t *id)
+{
+	bool got = false;
+
+	g_mutex_lock(&fs->spare_lock);
+	if (fs->spares && fs->spares->len > 0) {
+		*id = g_array_index(fs->spares, uint64_t, fs->spares->len - 1);
+		g_array_set_size(fs->spares, fs->spares->len - 1);
+		got = true;
+	}
+	g_mutex_unlock(&fs->spare_lock);
+	return got;
+}
+
+static void backing_spare_push(struct fs *fs, uint64_t id)
+{
+	g_mutex_lock(&fs->spare_lock);
+	g_array_append_val(fs->spares, id);
+	g_mutex_unlock(&fs->spare_lock);
+}
+
+/* Empty: no size and no blocks (KEEP_SIZE preallocations included). */
+static bool backing_empty(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+	       st.st_blocks == 0;
+}
+
+int fs_backing_create(struct fs *fs, fuse_ino_t ino)
+{
+	char to[64], from[24];
+	uint64_t id;
+	int fd;
+
+	fs_backing_name(ino, to, sizeof(to));
+	while (backing_spare_pop(fs, &id)) {
+		snprintf(from, sizeof(from), "%" PRIx64, id);
+		if (renameat2(fs->free_fd, from, fs->data_fd, to, RENAME_NOREPLACE) < 0) {
+			if (errno == EEXIST) {
+				backing_spare_push(fs, id);
+				return -EEXIST;
+			}
+			continue;	/* gone from free/: take the next */
+		}
+		fd = openat(fs->data_fd, to, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			fd = -errno;
+			unlinkat(fs->data_fd, to, 0);
+		}
+		return fd;
+	}
+	return fs_backing_open(fs, ino, O_RDWR | O_CREAT | O_EXCL);
+}
+
+/* The backing file of deleted inode @ino goes to free/, emptied, while
+ * there is room; otherwise it is unlinked. */
+static void backing_retire(struct fs *fs, fuse_ino_t ino)
+{
+	char name[64], to[24];
+	uint64_t id = 0;
+	bool room;
+	int fd;
+
+	g_mutex_lock(&fs->spare_lock);
+	room = fs->free_fd >= 0 && fs->spares->len < SPARE_MAX;
+	if (room)
+		id = fs->spare_next++;
+	g_mutex_unlock(&fs->spare_lock);
+	if (!room) {
+		fs_backing_unlink(fs, ino);
+		return;
+	}
+	fs_backing_name(ino, name, sizeof(name));
+	snprintf(to, sizeof(to), "%" PRIx64, id);
+	if (renameat2(fs->data_fd, name, fs->free_fd, to, RENAME_NOREPLACE) < 0) {
+		if (errno != ENOENT)
+			fs_backing_unlink(fs, ino);
+		return;
+	}
+	fd = openat(fs->free_fd, to, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && backing_empty(fd))
+		backing_spare_push(fs, id);
+	else
+		unlinkat(fs->free_fd, to, 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Takes in the spares a previous mount left in free/ (creating the
+ * directory in a store that has none), removing any that hold data. */
+static void backing_spares_load(struct fs *fs)
+{
+	DIR *dir;
+	struct dirent *de;
+	int dfd;
+
+	fs->spares = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	fs->spare_next = 1;
+	fs->free_fd = -1;
+	if (fs->ro || (mkdirat(fs->data_fd, "free", 0700) < 0 && errno != EEXIST))
+		return;
+	fs->free_fd = openat(fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->free_fd < 0 || (dfd = dup(fs->free_fd)) < 0 || !(dir = fdopendir(dfd)))
+		return;
+	while ((de = readdir(dir))) {
+		char *end;
+		uint64_t id = g_ascii_strtoull(de->d_name, &end, 16);
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(fs->free_fd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (!*end && id > 0 && fd >= 0 && backing_empty(fd) && fs->spares->len < SPARE_MAX) {
+			g_array_append_val(fs->spares, id);
+			fs->spare_next = MAX(fs->spare_next, id + 1);
+		} else {
+			unlinkat(fs->free_fd, de->d_name, 0);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(dir);
+}
+
 #define REAP_STOP ((gpointer)(uintptr_t)1)
 
 static gpointer backing_reaper(gpointer data)
@@ -52,7 +189,7 @@ static gpointer backing_reaper(gpointer data)
 	gpointer item;
 
 	while ((item = g_async_queue_pop(fs->reap)) != REAP_STOP)
-		fs_backing_unlink(fs, (fuse_ino_t)(uintptr_t)item - 1);
+		backing_retire(fs, (fuse_ino_t)(uintptr_t)item - 1);
 	return NULL;
 }
 
@@ -69,6 +206,7 @@ void fs_backing_reap(struct fs *fs, fuse_ino_t ino)
 
 void fs_backing_reaper_start(struct fs *fs)
 {
+	backing_spares_load(fs);
 	fs->reap = g_async_queue_new();
 	fs->reaper = g_thread_new("reaper", backing_reaper, fs);
 }
@@ -82,6 +220,11 @@ void fs_backing_reaper_stop(struct fs *fs)
 	fs->reaper = NULL;
 	g_async_queue_unref(fs->reap);
 	fs->reap = NULL;
+	if (fs->free_fd >= 0)
+		close(fs->free_fd);
+	fs->free_fd = -1;
+	g_array_free(fs->spares, TRUE);
+	fs->spares = NULL;
 }
 
 /* Pages with blocks allocated (written, unwritten or delayed) in the backing
@@ -214,7 +357,7 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 		return res;
 	}
 	fs->ro = ro;
-	fs->lock_fd = fs->data_fd = -1;
+	fs->lock_fd = fs->data_fd = fs->free_fd = -1;
 	path = g_build_filename(fs->store, "meta.db", NULL);
 	if (!create && access(path, F_OK) < 0) {
 		fprintf(stderr, "reservefs: %s: not a reservefs store (no meta.db; "
@@ -484,6 +627,32 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 			r->has_backing = true;
 		}
 		closedir(dir);
+	}
+
+	/* spares: empty backing files kept for reuse; one holding data is
+	 * the leftover of a crash mid-delete */
+	dfd = openat(fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && (dir = fdopendir(dfd))) {
+		struct dirent *de;
+
+		while ((de = readdir(dir))) {
+			int fd;
+
+			if (de->d_name[0] == '.')
+				continue;
+			fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0 || !backing_empty(fd)) {
+				problem(report, problems, "data/free/%s is not an empty spare%s",
+					de->d_name, fix ? ": removed" : "");
+				if (fix)
+					unlinkat(dirfd(dir), de->d_name, 0);
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		closedir(dir);
+	} else if (dfd >= 0) {
+		close(dfd);
 	}
 
 	g_hash_table_iter_init(&it, inodes);

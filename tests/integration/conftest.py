@@ -16,7 +16,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 
 import pytest
 
@@ -172,11 +171,3 @@ def mnt_user(fsf):
     """Mounted with allow_other,default_permissions for tests run as nobody."""
     return fsf.new(size='64M', mount_opts='allow_other,default_permissions')
 
-
-def wait_until(cond, timeout=10, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()

@@ -401,6 +401,15 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), old)
 
 
+def wait_until(cond, timeout=10, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
 def pattern(seed, off, length):
     """Deterministic, position-dependent bytes: any misplaced page shows."""
     out = bytearray()

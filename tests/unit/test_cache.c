@@ -148,14 +148,19 @@ static void bg_writeback(uint64_t key, void *arg)
 {
 	struct expire_ctx *x = arg;
 	off_t start, len;
+	uint32_t seq;
 	bool submit;
 
 	g_mutex_lock(&x->lock);
-	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len);
+	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len, &seq);
 	x->calls += submit;
 	g_mutex_unlock(&x->lock);
-	if (submit)
+	if (submit) {
 		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
+		g_mutex_lock(&x->lock);
+		cache_file_submitted(x->cf, seq);
+		g_mutex_unlock(&x->lock);
+	}
 }
 
 static const struct cache_ops ops_bg = { .writeback = bg_writeback };
