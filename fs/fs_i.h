@@ -58,6 +58,11 @@ struct fs_inode {
 	uint32_t nref;			/* in-flight operations */
 	uint32_t nopen;			/* open file handles */
 
+	/* Taken shared by a write that only fills pages already reserved,
+	 * which copies its data without @lock; taken exclusively, before
+	 * @lock, by truncate and fallocate, so that no reservation or backing
+	 * block goes away under such a copy. */
+	GRWLock io_lock;
 	GMutex lock;			/* protects everything below */
 	mode_t mode;
 	uid_t uid;
@@ -111,6 +116,7 @@ struct fs {
 	GMutex spare_lock;
 	GArray *spares;			/* spare_lock: ids of empty backing files in free/ */
 	uint64_t spare_next;		/* spare_lock: the next id to give one */
+	bool spare_filling;		/* spare_lock: the reaper is asked to make spares */
 
 	GMutex itable_lock;
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */

@@ -103,6 +103,7 @@ struct fs_inode *fs_inode_alloc(void)
 	struct fs_inode *in = g_new0(struct fs_inode, 1);
 
 	g_mutex_init(&in->lock);
+	g_rw_lock_init(&in->io_lock);
 	in->fd = -1;
 	rsv_map_init(&in->rsv);
 	rsv_map_init(&in->zero);
@@ -116,6 +117,7 @@ void fs_inode_free(struct fs_inode *in)
 	rsv_map_clear(&in->cf.dirty);
 	rsv_map_clear(&in->cf.inflight);
 	g_mutex_clear(&in->lock);
+	g_rw_lock_clear(&in->io_lock);
 	g_free(in);
 }
 

@@ -134,9 +134,11 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		return -EROFS;
 	if (off < 0)
 		return -EINVAL;
+	g_rw_lock_reader_lock(&in->io_lock);
 	g_mutex_lock(&in->lock);
 	if (!writepage && (fs_immutable(in) || (fs_append_only(in) && (uint64_t)off != in->size))) {
 		g_mutex_unlock(&in->lock);
+		g_rw_lock_reader_unlock(&in->io_lock);
 		return -EPERM;
 	}
 	if (!writepage)
@@ -150,10 +152,20 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		dst.buf[0].fd = in->fd;
 		dst.buf[0].pos = off;
+		/* Every page already reserved (an overwrite, a page written back
+		 * from a mapping): nothing to undo, so the copy runs without
+		 * in->lock and concurrent writebacks of one file overlap, as on
+		 * the backing filesystem.  A write that reserved pages keeps the
+		 * lock until it knows what to give back. */
+		if (!undo)
+			g_mutex_unlock(&in->lock);
 		n = fuse_buf_copy(&dst, src, 0);
+		if (!undo)
+			g_mutex_lock(&in->lock);
 		res = file_write_done(fs, in, undo, off, old_size, res, n);
 	}
 	g_mutex_unlock(&in->lock);
+	g_rw_lock_reader_unlock(&in->io_lock);
 	if (undo)
 		g_array_free(undo, TRUE);
 	if (killed)
@@ -207,9 +219,11 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		return -EROFS;
 	if (off < 0 || len <= 0)
 		return -EINVAL;
+	g_rw_lock_writer_lock(&in->io_lock);
 	g_mutex_lock(&in->lock);
 	if (fs_immutable(in) || (fs_append_only(in) && (mode & ~FALLOC_FL_KEEP_SIZE))) {
 		g_mutex_unlock(&in->lock);
+		g_rw_lock_writer_unlock(&in->io_lock);
 		return -EPERM;
 	}
 	killed = file_kill_suid(fs, req, in, false);
@@ -217,6 +231,7 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
 		fs_inode_touch(in, false, true, true);
 	g_mutex_unlock(&in->lock);
+	g_rw_lock_writer_unlock(&in->io_lock);
 	if (killed)
 		fs_perm_inval_attr(fs, in->ino);
 	return res;

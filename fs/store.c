@@ -52,12 +52,20 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
  * last half minute), and freeing one is the dearest part of an unlink;
  * churn of small files pays for neither.  Spares hold no blocks: one that
  * does (a crash between the rename and the truncate) is removed at mount
- * and reported by fsck. */
+ * and reported by fsck.  The reaper also keeps a few new ones ready, so
+ * that even a create that finds no deleted file's spare does not allocate
+ * a backing inode on the caller's path. */
 #define SPARE_MAX 65536
+#define SPARE_LOW 64		/* fewer left: a create asks the reaper for more */
+#define SPARE_FILL 256		/* the reaper makes new ones up to this many */
+#define REAP_STOP ((gpointer)(uintptr_t)1)
+#define REAP_FILL ((gpointer)(uintptr_t)2)
+#define REAP_ITEM(ino) ((gpointer)(uintptr_t)((ino) + 3))
+#define REAP_INO(item) ((fuse_ino_t)(uintptr_t)(item) - 3)
 
 static bool backing_spare_pop(struct fs *fs, uint64_t *id)
 {
-	bool got = false;
+	bool got = false, fill = false;
 
 	g_mutex_lock(&fs->spare_lock);
 	if (fs->spares && fs->spares->len > 0) {
@@ -65,7 +73,11 @@ static bool backing_spare_pop(struct fs *fs, uint64_t *id)
 		g_array_set_size(fs->spares, fs->spares->len - 1);
 		got = true;
 	}
+	if (fs->free_fd >= 0 && fs->spares->len < SPARE_LOW && !fs->spare_filling)
+		fill = fs->spare_filling = true;
 	g_mutex_unlock(&fs->spare_lock);
+	if (fill)
+		g_async_queue_push(fs->reap, REAP_FILL);
 	return got;
 }
 
@@ -145,6 +157,33 @@ static void backing_retire(struct fs *fs, fuse_ino_t ino)
 		close(fd);
 }
 
+/* Makes new spares up to SPARE_FILL, giving way to deletes waiting. */
+static void backing_spares_fill(struct fs *fs)
+{
+	char name[24];
+	uint64_t id;
+	bool more = true;
+	int fd;
+
+	while (more && g_async_queue_length(fs->reap) <= 0) {
+		g_mutex_lock(&fs->spare_lock);
+		more = fs->spares->len < SPARE_FILL;
+		id = fs->spare_next++;
+		g_mutex_unlock(&fs->spare_lock);
+		if (!more)
+			break;
+		snprintf(name, sizeof(name), "%" PRIx64, id);
+		fd = openat(fs->free_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			break;	/* out of backing inodes, say: creates will tell */
+		close(fd);
+		backing_spare_push(fs, id);
+	}
+	g_mutex_lock(&fs->spare_lock);
+	fs->spare_filling = false;
+	g_mutex_unlock(&fs->spare_lock);
+}
+
 /* Takes in the spares a previous mount left in free/ (creating the
  * directory in a store that has none), removing any that hold data. */
 static void backing_spares_load(struct fs *fs)
@@ -181,15 +220,17 @@ static void backing_spares_load(struct fs *fs)
 	closedir(dir);
 }
 
-#define REAP_STOP ((gpointer)(uintptr_t)1)
-
 static gpointer backing_reaper(gpointer data)
 {
 	struct fs *fs = data;
 	gpointer item;
 
-	while ((item = g_async_queue_pop(fs->reap)) != REAP_STOP)
-		backing_retire(fs, (fuse_ino_t)(uintptr_t)item - 1);
+	while ((item = g_async_queue_pop(fs->reap)) != REAP_STOP) {
+		if (item == REAP_FILL)
+			backing_spares_fill(fs);
+		else
+			backing_retire(fs, REAP_INO(item));
+	}
 	return NULL;
 }
 
@@ -201,13 +242,17 @@ void fs_backing_reap(struct fs *fs, fuse_ino_t ino)
 	}
 	/* inode numbers are never reused (AUTOINCREMENT): no race with a new
 	 * file of the same number */
-	g_async_queue_push(fs->reap, (gpointer)(uintptr_t)(ino + 1));
+	g_async_queue_push(fs->reap, REAP_ITEM(ino));
 }
 
 void fs_backing_reaper_start(struct fs *fs)
 {
-	backing_spares_load(fs);
 	fs->reap = g_async_queue_new();
+	backing_spares_load(fs);
+	if (fs->free_fd >= 0 && fs->spares->len < SPARE_LOW) {
+		fs->spare_filling = true;
+		g_async_queue_push(fs->reap, REAP_FILL);
+	}
 	fs->reaper = g_thread_new("reaper", backing_reaper, fs);
 }
 
