@@ -58,12 +58,13 @@ struct fs_inode {
 	uint32_t nref;			/* in-flight operations */
 	uint32_t nopen;			/* open file handles */
 
-	/* Taken shared by a write that only fills pages already reserved,
-	 * which copies its data without @lock; taken exclusively, before
-	 * @lock, by truncate and fallocate, so that no reservation or backing
-	 * block goes away under such a copy. */
-	GRWLock io_lock;
 	GMutex lock;			/* protects everything below */
+	/* Writes that only fill pages already reserved copy their data
+	 * without @lock, counted here; truncate and fallocate wait for the
+	 * count to reach 0 (fs_inode_drain_copies) and hold @lock throughout,
+	 * so that no reservation or backing block goes away under a copy. */
+	uint32_t copies;
+	bool copies_drain;		/* someone waits for copies == 0: no new ones */
 	mode_t mode;
 	uid_t uid;
 	gid_t gid;
@@ -109,6 +110,8 @@ struct fs {
 
 	GMutex db_lock;
 	sqlite3 *db;			/* db_lock */
+
+	GCond copies_done;		/* with an inode's lock: its copies reached 0 */
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
 	GThread *reaper;		/* immutable once mounted */
@@ -220,6 +223,9 @@ void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */
 int fs_inode_fd(struct fs *fs, struct fs_inode *in, bool *temp);
+/* in->lock held: waits until no write copies into @in without the lock;
+ * none starts again while the caller holds the lock. */
+void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in);
 
 /* ---- data.c: reservation-aware data operations (in->lock held) ------ */
 ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,

@@ -103,7 +103,6 @@ struct fs_inode *fs_inode_alloc(void)
 	struct fs_inode *in = g_new0(struct fs_inode, 1);
 
 	g_mutex_init(&in->lock);
-	g_rw_lock_init(&in->io_lock);
 	in->fd = -1;
 	rsv_map_init(&in->rsv);
 	rsv_map_init(&in->zero);
@@ -117,7 +116,6 @@ void fs_inode_free(struct fs_inode *in)
 	rsv_map_clear(&in->cf.dirty);
 	rsv_map_clear(&in->cf.inflight);
 	g_mutex_clear(&in->lock);
-	g_rw_lock_clear(&in->io_lock);
 	g_free(in);
 }
 
@@ -463,4 +461,13 @@ void fs_inode_destroy_all(struct fs *fs)
 	g_mutex_unlock(&fs->itable_lock);
 	fs_meta_exec(fs, "COMMIT");
 	g_mutex_unlock(&fs->db_lock);
+}
+
+void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)
+{
+	while (in->copies > 0) {
+		in->copies_drain = true;
+		g_cond_wait(&fs->copies_done, &in->lock);
+	}
+	in->copies_drain = false;
 }

@@ -462,6 +462,7 @@ int fs_main_mount(int argc, char *argv[])
 	g_mutex_init(&fs->db_lock);
 	g_mutex_init(&fs->itable_lock);
 	g_mutex_init(&fs->spare_lock);
+	g_cond_init(&fs->copies_done);
 	fs->itable = g_hash_table_new(g_int64_hash, g_int64_equal);
 	fs->mountpoint = realpath(a.mountpoint, NULL);
 	fs->attr_timeout = 86400.0;

@@ -47,9 +47,9 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 
 	if (fs->ro)
 		return -EROFS;
-	if (to_set & FUSE_SET_ATTR_SIZE)	/* no write copies into what goes */
-		g_rw_lock_writer_lock(&in->io_lock);
 	g_mutex_lock(&in->lock);
+	if (to_set & FUSE_SET_ATTR_SIZE)	/* no write copies into what goes */
+		fs_inode_drain_copies(fs, in);
 	/* as notify_change()/vfs_truncate() on a kernel filesystem */
 	if (fs_immutable(in) ||
 	    (fs_append_only(in) && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
@@ -118,8 +118,6 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 out:
 	fs_inode_fill_stat(fs, in, out);
 	g_mutex_unlock(&in->lock);
-	if (to_set & FUSE_SET_ATTR_SIZE)
-		g_rw_lock_writer_unlock(&in->io_lock);
 	return res;
 }
 

@@ -134,11 +134,9 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		return -EROFS;
 	if (off < 0)
 		return -EINVAL;
-	g_rw_lock_reader_lock(&in->io_lock);
 	g_mutex_lock(&in->lock);
 	if (!writepage && (fs_immutable(in) || (fs_append_only(in) && (uint64_t)off != in->size))) {
 		g_mutex_unlock(&in->lock);
-		g_rw_lock_reader_unlock(&in->io_lock);
 		return -EPERM;
 	}
 	if (!writepage)
@@ -157,15 +155,21 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		 * in->lock and concurrent writebacks of one file overlap, as on
 		 * the backing filesystem.  A write that reserved pages keeps the
 		 * lock until it knows what to give back. */
-		if (!undo)
+		bool unlocked = !undo && !in->copies_drain;
+
+		if (unlocked) {
+			in->copies++;
 			g_mutex_unlock(&in->lock);
+		}
 		n = fuse_buf_copy(&dst, src, 0);
-		if (!undo)
+		if (unlocked) {
 			g_mutex_lock(&in->lock);
+			if (--in->copies == 0 && in->copies_drain)
+				g_cond_broadcast(&fs->copies_done);
+		}
 		res = file_write_done(fs, in, undo, off, old_size, res, n);
 	}
 	g_mutex_unlock(&in->lock);
-	g_rw_lock_reader_unlock(&in->io_lock);
 	if (undo)
 		g_array_free(undo, TRUE);
 	if (killed)
@@ -219,11 +223,10 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		return -EROFS;
 	if (off < 0 || len <= 0)
 		return -EINVAL;
-	g_rw_lock_writer_lock(&in->io_lock);
 	g_mutex_lock(&in->lock);
+	fs_inode_drain_copies(fs, in);
 	if (fs_immutable(in) || (fs_append_only(in) && (mode & ~FALLOC_FL_KEEP_SIZE))) {
 		g_mutex_unlock(&in->lock);
-		g_rw_lock_writer_unlock(&in->io_lock);
 		return -EPERM;
 	}
 	killed = file_kill_suid(fs, req, in, false);
@@ -231,7 +234,6 @@ static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (res == 0 && mode != FALLOC_FL_KEEP_SIZE)
 		fs_inode_touch(in, false, true, true);
 	g_mutex_unlock(&in->lock);
-	g_rw_lock_writer_unlock(&in->io_lock);
 	if (killed)
 		fs_perm_inval_attr(fs, in->ino);
 	return res;
