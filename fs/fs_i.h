@@ -120,6 +120,8 @@ struct fs {
 	GArray *spares;			/* spare_lock: ids of empty backing files in free/ */
 	uint64_t spare_next;		/* spare_lock: the next id to give one */
 	bool spare_filling;		/* spare_lock: the reaper is asked to make spares */
+	GArray *fresh;			/* spare_lock: fds of new nameless (O_TMPFILE) spares */
+	bool fresh_ok;			/* atomic: O_TMPFILE and linking by /proc work here */
 
 	GMutex itable_lock;
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */

@@ -54,10 +54,13 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
  * does (a crash between the rename and the truncate) is removed at mount
  * and reported by fsck.  The reaper also keeps a few new ones ready, so
  * that even a create that finds no deleted file's spare does not allocate
- * a backing inode on the caller's path. */
+ * a backing inode on the caller's path: O_TMPFILE files, held open and
+ * nameless (a crash leaves nothing behind), linked into place by a create.
+ * (Made in a directory of their own, new spares would hold its lock through
+ * the inode allocation, and creates renaming out of it would queue.) */
 #define SPARE_MAX 65536
-#define SPARE_LOW 64		/* fewer left: a create asks the reaper for more */
-#define SPARE_FILL 256		/* the reaper makes new ones up to this many */
+#define SPARE_LOW 32		/* fewer left: a create asks the reaper for more */
+#define SPARE_FILL 64		/* the reaper makes new ones up to this many */
 #define REAP_STOP ((gpointer)(uintptr_t)1)
 #define REAP_FILL ((gpointer)(uintptr_t)2)
 #define REAP_ITEM(ino) ((gpointer)(uintptr_t)((ino) + 3))
@@ -73,7 +76,8 @@ static bool backing_spare_pop(struct fs *fs, uint64_t *id)
 		g_array_set_size(fs->spares, fs->spares->len - 1);
 		got = true;
 	}
-	if (fs->free_fd >= 0 && fs->spares->len < SPARE_LOW && !fs->spare_filling)
+	if (fs->free_fd >= 0 && fs->spares->len + fs->fresh->len < SPARE_LOW &&
+	    !fs->spare_filling && fs->fresh_ok)
 		fill = fs->spare_filling = true;
 	g_mutex_unlock(&fs->spare_lock);
 	if (fill)
@@ -97,9 +101,30 @@ static bool backing_empty(int fd)
 	       st.st_blocks == 0;
 }
 
+/* A new spare's fd, or -1. */
+static int backing_fresh_pop(struct fs *fs)
+{
+	int fd = -1;
+
+	g_mutex_lock(&fs->spare_lock);
+	if (fs->fresh && fs->fresh->len > 0) {
+		fd = g_array_index(fs->fresh, int, fs->fresh->len - 1);
+		g_array_set_size(fs->fresh, fs->fresh->len - 1);
+	}
+	g_mutex_unlock(&fs->spare_lock);
+	return fd;
+}
+
+static void backing_fresh_push(struct fs *fs, int fd)
+{
+	g_mutex_lock(&fs->spare_lock);
+	g_array_append_val(fs->fresh, fd);
+	g_mutex_unlock(&fs->spare_lock);
+}
+
 int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 {
-	char to[64], from[24];
+	char to[64], from[32];
 	uint64_t id;
 	int fd;
 
@@ -119,6 +144,18 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 			unlinkat(fs->data_fd, to, 0);
 		}
 		return fd;
+	}
+	while ((fd = backing_fresh_pop(fs)) >= 0) {
+		/* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH */
+		snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, from, fs->data_fd, to, AT_SYMLINK_FOLLOW) == 0)
+			return fd;
+		if (errno == EEXIST) {
+			backing_fresh_push(fs, fd);
+			return -EEXIST;
+		}
+		close(fd);
+		__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
 	}
 	return fs_backing_open(fs, ino, O_RDWR | O_CREAT | O_EXCL);
 }
@@ -160,24 +197,23 @@ static void backing_retire(struct fs *fs, fuse_ino_t ino)
 /* Makes new spares up to SPARE_FILL, giving way to deletes waiting. */
 static void backing_spares_fill(struct fs *fs)
 {
-	char name[24];
-	uint64_t id;
 	bool more = true;
 	int fd;
 
 	while (more && g_async_queue_length(fs->reap) <= 0) {
 		g_mutex_lock(&fs->spare_lock);
-		more = fs->spares->len < SPARE_FILL;
-		id = fs->spare_next++;
+		more = fs->spares->len + fs->fresh->len < SPARE_FILL;
 		g_mutex_unlock(&fs->spare_lock);
 		if (!more)
 			break;
-		snprintf(name, sizeof(name), "%" PRIx64, id);
-		fd = openat(fs->free_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0)
-			break;	/* out of backing inodes, say: creates will tell */
-		close(fd);
-		backing_spare_push(fs, id);
+		fd = openat(fs->data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			/* no O_TMPFILE on the backing filesystem, or out of
+			 * inodes: creates make their own (and tell) */
+			__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
+			break;
+		}
+		backing_fresh_push(fs, fd);
 	}
 	g_mutex_lock(&fs->spare_lock);
 	fs->spare_filling = false;
@@ -193,6 +229,8 @@ static void backing_spares_load(struct fs *fs)
 	int dfd;
 
 	fs->spares = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	fs->fresh = g_array_new(FALSE, FALSE, sizeof(int));
+	fs->fresh_ok = true;
 	fs->spare_next = 1;
 	fs->free_fd = -1;
 	if (fs->ro || (mkdirat(fs->data_fd, "free", 0700) < 0 && errno != EEXIST))
@@ -270,6 +308,10 @@ void fs_backing_reaper_stop(struct fs *fs)
 	fs->free_fd = -1;
 	g_array_free(fs->spares, TRUE);
 	fs->spares = NULL;
+	for (guint i = 0; i < fs->fresh->len; i++)
+		close(g_array_index(fs->fresh, int, i));
+	g_array_free(fs->fresh, TRUE);
+	fs->fresh = NULL;
 }
 
 /* Pages with blocks allocated (written, unwritten or delayed) in the backing
