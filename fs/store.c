@@ -154,8 +154,10 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 			backing_fresh_push(fs, fd);
 			return -EEXIST;
 		}
+		/* no /proc to link through, or not allowed: stop making them */
+		if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == EXDEV)
+			__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
 		close(fd);
-		__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
 	}
 	return fs_backing_open(fs, ino, O_RDWR | O_CREAT | O_EXCL);
 }
@@ -208,9 +210,11 @@ static void backing_spares_fill(struct fs *fs)
 			break;
 		fd = openat(fs->data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			/* no O_TMPFILE on the backing filesystem, or out of
-			 * inodes: creates make their own (and tell) */
-			__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
+			/* no O_TMPFILE on the backing filesystem: stop making
+			 * them; out of inodes or fds: creates make their own
+			 * (and tell) until the next fill */
+			if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+				__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
 			break;
 		}
 		backing_fresh_push(fs, fd);
