@@ -50,9 +50,9 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
  * Allocating an inode is the dearest part of a create on the backing
  * filesystem (ext4 without a journal scans past every inode freed in the
  * last half minute), and freeing one is the dearest part of an unlink;
- * churn of small files pays for neither.  Spares hold no blocks: one that
- * does (a crash between the rename and the truncate) is removed at mount
- * and reported by fsck.  The reaper also keeps a few new ones ready, so
+ * churn of small files pays for neither.  Spares hold no blocks (a file
+ * is emptied before it moves to free/); one that does, put there by hand or
+ * by an older reservefs, is removed at mount and reported by fsck.  The reaper also keeps a few new ones ready, so
  * that even a create that finds no deleted file's spare does not allocate
  * a backing inode on the caller's path: O_TMPFILE files, held open and
  * nameless (a crash leaves nothing behind), linked into place by a create.
@@ -92,13 +92,14 @@ static void backing_spare_push(struct fs *fs, uint64_t id)
 	g_mutex_unlock(&fs->spare_lock);
 }
 
-/* Empty: no size and no blocks (KEEP_SIZE preallocations included). */
-static bool backing_empty(int fd)
+/* Empty: no size and no blocks (KEEP_SIZE preallocations included).  @fd
+ * and @name as for fstatat(); a name is not followed. */
+static bool backing_empty(int fd, const char *name)
 {
 	struct stat st;
 
-	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
-	       st.st_blocks == 0;
+	return fstatat(fd, name, &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st.st_mode) && st.st_size == 0 && st.st_blocks == 0;
 }
 
 /* A new spare's fd, or -1. */
@@ -180,18 +181,18 @@ static void backing_retire(struct fs *fs, fuse_ino_t ino)
 		fs_backing_unlink(fs, ino);
 		return;
 	}
+	/* emptied before it takes its place in free/: a spare never holds
+	 * data, not even while a crash interrupts this */
 	fs_backing_name(ino, name, sizeof(name));
 	snprintf(to, sizeof(to), "%" PRIx64, id);
-	if (renameat2(fs->data_fd, name, fs->free_fd, to, RENAME_NOREPLACE) < 0) {
-		if (errno != ENOENT)
-			fs_backing_unlink(fs, ino);
+	fd = openat(fs->data_fd, name, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
 		return;
-	}
-	fd = openat(fs->free_fd, to, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0 && backing_empty(fd))
-		backing_spare_push(fs, id);
+	if (fd < 0 || !backing_empty(fd, "") ||
+	    renameat2(fs->data_fd, name, fs->free_fd, to, RENAME_NOREPLACE) < 0)
+		fs_backing_unlink(fs, ino);
 	else
-		unlinkat(fs->free_fd, to, 0);
+		backing_spare_push(fs, id);
 	if (fd >= 0)
 		close(fd);
 }
@@ -245,19 +246,16 @@ static void backing_spares_load(struct fs *fs)
 	while ((de = readdir(dir))) {
 		char *end;
 		uint64_t id = g_ascii_strtoull(de->d_name, &end, 16);
-		int fd;
 
 		if (de->d_name[0] == '.')
 			continue;
-		fd = openat(fs->free_fd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (!*end && id > 0 && fd >= 0 && backing_empty(fd) && fs->spares->len < SPARE_MAX) {
+		if (!*end && id > 0 && backing_empty(fs->free_fd, de->d_name) &&
+		    fs->spares->len < SPARE_MAX) {
 			g_array_append_val(fs->spares, id);
 			fs->spare_next = MAX(fs->spare_next, id + 1);
 		} else {
 			unlinkat(fs->free_fd, de->d_name, 0);
 		}
-		if (fd >= 0)
-			close(fd);
 	}
 	closedir(dir);
 }
@@ -721,25 +719,18 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 	}
 
 	/* spares: empty backing files kept for reuse; one holding data is
-	 * the leftover of a crash mid-delete */
+	 * not ours to keep */
 	dfd = openat(fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0 && (dir = fdopendir(dfd))) {
 		struct dirent *de;
 
 		while ((de = readdir(dir))) {
-			int fd;
-
-			if (de->d_name[0] == '.')
+			if (de->d_name[0] == '.' || backing_empty(dirfd(dir), de->d_name))
 				continue;
-			fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0 || !backing_empty(fd)) {
-				problem(report, problems, "data/free/%s is not an empty spare%s",
-					de->d_name, fix ? ": removed" : "");
-				if (fix)
-					unlinkat(dirfd(dir), de->d_name, 0);
-			}
-			if (fd >= 0)
-				close(fd);
+			problem(report, problems, "data/free/%s is not an empty spare%s",
+				de->d_name, fix ? ": removed" : "");
+			if (fix)
+				unlinkat(dirfd(dir), de->d_name, 0);
 		}
 		closedir(dir);
 	} else if (dfd >= 0) {

@@ -392,8 +392,9 @@ def backing_ino(m, name):
 def test_deleted_backing_files_become_empty_spares(fsf):
     """A deleted file's backing file is kept, emptied, for the next create:
     the spare holds no block (KEEP_SIZE preallocation included), a file
-    made from a spare starts empty, and a spare that holds data (a crash
-    between the rename and the truncate) is reported by fsck and removed."""
+    made from a spare starts empty, and a spare that holds data (put there
+    by hand: the daemon empties a file before it becomes a spare) is
+    reported by fsck and removed."""
     m = fsf.new(size='16M')
     backing = []
     for i in range(4):
