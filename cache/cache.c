@@ -203,6 +203,17 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 		cache_clean(c, cf);
 }
 
+/* Background writeback of @cf if its dirty pages are older than dirty_expire. */
+static void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)
+{
+	if (fd < 0 || cf->dirty_since == 0 || c->expire_us == 0)
+		return;
+	if (g_get_monotonic_time() - cf->dirty_since < c->expire_us)
+		return;
+	if (cache_writeback(c, cf, fd) == 0)
+		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
+}
+
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 			   off_t *start, off_t *len, uint32_t *seq)
 {
@@ -225,15 +236,6 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq)
 		cf->submitted_seq = seq;
 }
 
-void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)
-{
-	if (fd < 0 || cf->dirty_since == 0 || c->expire_us == 0)
-		return;
-	if (g_get_monotonic_time() - cf->dirty_since < c->expire_us)
-		return;
-	if (cache_writeback(c, cf, fd) == 0)
-		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
-}
 
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync)
 {

@@ -78,7 +78,6 @@ bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 /* The writeback of batch @seq from cache_file_background() has been started
  * (owner's lock held): a throttled writer then only waits for it. */
 void cache_file_submitted(struct cache_file *cf, uint32_t seq);
-void cache_file_expire(struct cache *c, struct cache_file *cf, int fd);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);
 uint64_t cache_file_dirty_pages(const struct cache_file *cf);

@@ -89,42 +89,66 @@ static void test_limit(struct fixture *f, gconstpointer data)
 	cache_free(c);
 }
 
-struct expire_ctx {
+/* The owner side of the background thread, as fs/mount.c does it: pin
+ * and lock the file, let the cache work, start the writeback it hands out
+ * outside the lock. */
+struct owner {
 	struct cache *c;
 	struct cache_file *cf;
+	uint64_t key;
 	int fd;
 	GMutex lock;
-	int calls;
+	int calls;			/* callbacks */
+	int submits;			/* writebacks started */
 };
 
-static void expire_writeback(uint64_t key, void *arg)
+static void owner_writeback(uint64_t key, void *arg)
 {
-	struct expire_ctx *x = arg;
+	struct owner *x = arg;
+	off_t start, len;
+	uint32_t seq;
+	bool submit;
 
 	g_mutex_lock(&x->lock);
-	g_assert_cmpuint(key, ==, 42);
-	cache_file_expire(x->c, x->cf, x->fd);
+	g_assert_cmpuint(key, ==, x->key);
+	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len, &seq);
 	x->calls++;
+	x->submits += submit;
 	g_mutex_unlock(&x->lock);
+	if (submit) {
+		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
+		g_mutex_lock(&x->lock);
+		cache_file_submitted(x->cf, seq);
+		g_mutex_unlock(&x->lock);
+	}
 }
 
-static const struct cache_ops ops_expire = { .writeback = expire_writeback };
+static const struct cache_ops owner_ops = { .writeback = owner_writeback };
+
+/* A cache with @p whose one file @cf (@key) gets pages [start, end) dirty. */
+static void owner_start(struct owner *x, struct fixture *f, const struct cache_params *p,
+			struct cache_file *cf, uint64_t key, uint64_t start, uint64_t end)
+{
+	x->fd = f->fd;
+	x->key = key;
+	x->cf = cf;
+	g_mutex_init(&x->lock);
+	x->c = cache_new(p, &owner_ops, x);
+	cache_file_init(cf, key);
+	g_mutex_lock(&x->lock);
+	g_assert_cmpint(cache_file_dirtied(x->c, cf, f->fd, start, end), ==, 0);
+	g_mutex_unlock(&x->lock);
+}
 
 static void test_expire(struct fixture *f, gconstpointer data)
 {
 	struct cache_params p = { 0, 200 };	/* 200 ms */
-	struct expire_ctx x = { .fd = f->fd };
+	struct owner x = { 0 };
 	struct cache_file cf;
 	struct cache_stats st;
 	gint64 deadline;
 
-	g_mutex_init(&x.lock);
-	x.c = cache_new(&p, &ops_expire, &x);
-	x.cf = &cf;
-	cache_file_init(&cf, 42);
-	g_mutex_lock(&x.lock);
-	cache_file_dirtied(x.c, &cf, f->fd, 3, 9);
-	g_mutex_unlock(&x.lock);
+	owner_start(&x, f, &p, &cf, 42, 3, 9);
 	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 	for (;;) {
 		g_mutex_lock(&x.lock);
@@ -144,48 +168,21 @@ static void test_expire(struct fixture *f, gconstpointer data)
 
 /* Past half its limit a file is queued; the background thread starts its
  * writeback through the owner (cache_file_background outside our lock). */
-static void bg_writeback(uint64_t key, void *arg)
-{
-	struct expire_ctx *x = arg;
-	off_t start, len;
-	uint32_t seq;
-	bool submit;
-
-	g_mutex_lock(&x->lock);
-	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len, &seq);
-	x->calls += submit;
-	g_mutex_unlock(&x->lock);
-	if (submit) {
-		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
-		g_mutex_lock(&x->lock);
-		cache_file_submitted(x->cf, seq);
-		g_mutex_unlock(&x->lock);
-	}
-}
-
-static const struct cache_ops ops_bg = { .writeback = bg_writeback };
-
 static void test_background_submit(struct fixture *f, gconstpointer data)
 {
 	struct cache_params p = { 64 * 4096, 0 };	/* limit 64 pages, no expiry */
-	struct expire_ctx x = { .fd = f->fd };
+	struct owner x = { 0 };
 	struct cache_file cf;
 	gint64 deadline;
 
-	g_mutex_init(&x.lock);
-	x.c = cache_new(&p, &ops_bg, &x);
-	x.cf = &cf;
-	cache_file_init(&cf, 5);
-	g_mutex_lock(&x.lock);
-	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 0, 40), ==, 0);	/* > half */
-	g_mutex_unlock(&x.lock);
+	owner_start(&x, f, &p, &cf, 5, 0, 40);	/* > half */
 	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 	for (;;) {
 		g_mutex_lock(&x.lock);
-		int calls = x.calls;
+		int submits = x.submits;
 		uint64_t inflight = rsv_map_pages(&cf.inflight), dirty = rsv_map_pages(&cf.dirty);
 		g_mutex_unlock(&x.lock);
-		if (calls == 1) {
+		if (submits == 1) {
 			/* submitted: in flight, still counted until waited for */
 			g_assert_cmpuint(inflight, ==, 40);
 			g_assert_cmpuint(dirty, ==, 0);
