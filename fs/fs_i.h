@@ -11,7 +11,6 @@
 
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
-#include <inttypes.h>
 #include <glib.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -250,6 +249,11 @@ static inline bool fs_immutable(const struct fs_inode *in)
 static inline bool fs_append_only(const struct fs_inode *in)
 {
 	return in->flags & 0x20;	/* FS_APPEND_FL */
+}
+/* chattr +A: no atime updates (read without in->lock, hence atomic) */
+static inline bool fs_noatime_flag(const struct fs_inode *in)
+{
+	return __atomic_load_n(&in->flags, __ATOMIC_RELAXED) & 0x80;	/* FS_NOATIME_FL */
 }
 /* Neither may be removed, renamed, linked, or changed in its attributes. */
 static inline bool fs_pinned(const struct fs_inode *in)

@@ -44,8 +44,8 @@ void fs_inode_accessed(struct fs *fs, struct fs_inode *in)
 {
 	int64_t now;
 
-	if (fs->ro || fs->noatime || (__atomic_load_n(&in->flags, __ATOMIC_RELAXED) & 0x80))
-		return;	/* 0x80: FS_NOATIME_FL */
+	if (fs->ro || fs->noatime || fs_noatime_flag(in))
+		return;
 	now = fs_now();
 	if (!inode_atime_due(in, now))
 		return;
@@ -214,8 +214,6 @@ struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in)
 	return in;
 }
 
-/* Releases the data of an inode whose last link is gone and that nobody has
- * open: the backing file goes, and with it the reservation.  in->lock held. */
 /* The backing fd goes when nobody has the file open; in->lock held. */
 static void inode_close_fd(struct fs *fs, struct fs_inode *in)
 {
@@ -226,6 +224,8 @@ static void inode_close_fd(struct fs *fs, struct fs_inode *in)
 	in->fd = -1;
 }
 
+/* Releases the data of an inode whose last link is gone and that nobody has
+ * open: the backing file goes, and with it the reservation.  in->lock held. */
 void fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 {
 	if (in->deleted || in->nlink > 0)

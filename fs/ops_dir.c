@@ -55,16 +55,6 @@ static void dir_lock_many(struct fs_inode **v, int n, bool lock)
 	}
 }
 
-static int dir_lookup_ino(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino)
-{
-	int res;
-
-	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_lookup(fs, parent, name, ino);
-	g_mutex_unlock(&fs->db_lock);
-	return res;
-}
-
 /* ---- lookup / forget ------------------------------------------------ */
 
 /* The entry the kernel is about to be given: one more lookup reference. */
@@ -99,19 +89,16 @@ static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 		g_mutex_lock(&dir->lock);
 		ino = dir->parent;
 		g_mutex_unlock(&dir->lock);
-	} else {
-		/* the common case: dentry and inode in one query */
-		fs_inode_put(fs, dir);
-		if ((res = fs_inode_lookup(fs, parent, name, &in)) < 0)
-			return res;
-		goto found;
 	}
 	fs_inode_put(fs, dir);
 	if (res < 0)
 		return res;
-	if ((res = fs_inode_get(fs, ino, &in)) < 0)
-		return res == -ESTALE ? -ENOENT : res;
-found:
+	if (!ino)	/* the common case: dentry and inode in one query */
+		res = fs_inode_lookup(fs, parent, name, &in);
+	else if ((res = fs_inode_get(fs, ino, &in)) == -ESTALE)
+		res = -ENOENT;
+	if (res < 0)
+		return res;
 	dir_take_entry(fs, in, e);
 	fs_inode_put(fs, in);
 	return 0;
@@ -586,8 +573,8 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 			 fuse_ino_t newparent, const char *newname, unsigned flags)
 {
 	struct fs_inode *v[4] = { NULL, NULL, NULL, NULL };	/* sp, dp, src, dst */
-	fuse_ino_t sino, dino = 0, check;
-	bool whiteout = flags & RENAME_WHITEOUT;
+	fuse_ino_t sino, dino, check;
+	bool whiteout = flags & RENAME_WHITEOUT, charged = false;
 	int res;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
@@ -598,23 +585,26 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		return -EROFS;
 	if ((res = dir_check_name(name)) < 0 || (res = dir_check_name(newname)) < 0)
 		return res;
-	if ((res = dir_lookup_ino(fs, parent, name, &sino)) < 0)
+	/* dentries and inodes in one query each; re-checked in the transaction */
+	if ((res = fs_inode_lookup(fs, parent, name, &v[2])) < 0)
 		return res;
-	res = dir_lookup_ino(fs, newparent, newname, &dino);
-	if (res == -ENOENT)
-		dino = 0;
-	else if (res < 0)
-		return res;
-	if (sino == dino && !whiteout)
-		return (flags & RENAME_NOREPLACE) ? -EEXIST : 0;	/* same inode: nothing to do */
+	res = fs_inode_lookup(fs, newparent, newname, &v[3]);
+	if (res < 0 && res != -ENOENT)
+		goto out;
+	sino = v[2]->ino;
+	dino = v[3] ? v[3]->ino : 0;
+	if (sino == dino && !whiteout) {
+		res = (flags & RENAME_NOREPLACE) ? -EEXIST : 0;	/* same inode: nothing to do */
+		goto out;
+	}
 	if (whiteout && rsv_inode_get(&fs->ledger) < 0) {
 		rsv_count_enospc(&fs->ledger, RSV_EV_CREATE);
-		return -ENOSPC;
+		res = -ENOSPC;
+		goto out;
 	}
+	charged = whiteout;
 	if ((res = fs_inode_get(fs, parent, &v[0])) < 0 ||
-	    (res = fs_inode_get(fs, newparent, &v[1])) < 0 ||
-	    (res = fs_inode_get(fs, sino, &v[2])) < 0 ||
-	    (dino && (res = fs_inode_get(fs, dino, &v[3])) < 0))
+	    (res = fs_inode_get(fs, newparent, &v[1])) < 0)
 		goto out;
 	dir_lock_many(v, 4, true);
 	if (fs_pinned(v[0]) || fs_pinned(v[2]) || fs_immutable(v[1]) ||
@@ -652,7 +642,7 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 out:
 	for (int i = 0; i < 4; i++)
 		fs_inode_put(fs, v[i]);
-	if (res < 0 && whiteout)
+	if (res < 0 && charged)
 		rsv_inode_put(&fs->ledger);
 	return res;
 }
