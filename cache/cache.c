@@ -24,6 +24,7 @@ struct cache {
 	uint64_t dirty_pages;
 	uint64_t writebacks;
 	uint64_t throttled;
+	uint64_t throttle_wait_us;
 	uint64_t background;
 	uint64_t syncs;
 	uint64_t max_file_dirty_pages;
@@ -157,6 +158,7 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		       uint64_t start, uint64_t end)
 {
 	uint64_t added, now_dirty, max;
+	gint64 t0;
 	int res;
 
 	if (start >= end)
@@ -188,9 +190,11 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		return 0;
 	cf->throttles++;
 	__atomic_add_fetch(&c->throttled, 1, __ATOMIC_RELAXED);
+	t0 = g_get_monotonic_time();
 	res = cache_wait_inflight(c, cf, fd);
 	if (res == 0 && cache_file_pages(cf) > c->limit_pages)
 		res = cache_writeback(c, cf, fd);
+	__atomic_add_fetch(&c->throttle_wait_us, g_get_monotonic_time() - t0, __ATOMIC_RELAXED);
 	return res;
 }
 
@@ -236,6 +240,17 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq)
 		cf->submitted_seq = seq;
 }
 
+void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len)
+{
+	uint64_t n = rsv_map_remove(&cf->inflight, (uint64_t)start >> RSV_PAGE_SHIFT,
+				    (uint64_t)(start + len) >> RSV_PAGE_SHIFT);
+
+	cf->writebacks++;
+	__atomic_add_fetch(&c->writebacks, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
+	if (cache_file_pages(cf) == 0 && cf->dirty_since != 0)
+		cache_clean(c, cf);
+}
 
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync)
 {
@@ -334,6 +349,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	g_mutex_unlock(&c->lock);
 	st->writebacks = __atomic_load_n(&c->writebacks, __ATOMIC_RELAXED);
 	st->throttled = __atomic_load_n(&c->throttled, __ATOMIC_RELAXED);
+	st->throttle_wait_us = __atomic_load_n(&c->throttle_wait_us, __ATOMIC_RELAXED);
 	st->background = __atomic_load_n(&c->background, __ATOMIC_RELAXED);
 	st->syncs = __atomic_load_n(&c->syncs, __ATOMIC_RELAXED);
 	st->max_file_dirty_pages = __atomic_load_n(&c->max_file_dirty_pages, __ATOMIC_RELAXED);

@@ -78,6 +78,11 @@ bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 /* The writeback of batch @seq from cache_file_background() has been started
  * (owner's lock held): a throttled writer then only waits for it. */
 void cache_file_submitted(struct cache_file *cf, uint32_t seq);
+/* The caller has since waited (SYNC_FILE_RANGE_WAIT_BEFORE, without the
+ * owner's lock) for every page under writeback in the batch's span
+ * [start, start + len): those in flight there are clean now (owner's lock
+ * held).  So a writer past its limit only waits when the disk is behind. */
+void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);
 uint64_t cache_file_dirty_pages(const struct cache_file *cf);
@@ -87,6 +92,7 @@ struct cache_stats {
 	uint64_t dirty_files;
 	uint64_t writebacks;		/* limit + background + sync */
 	uint64_t throttled;		/* requests held back by the dirty limit */
+	uint64_t throttle_wait_us;	/* time those requests were held back */
 	uint64_t background;		/* background writebacks */
 	uint64_t syncs;			/* fsync/fdatasync */
 	uint64_t max_file_dirty_pages;	/* high-water mark of one file's dirty pages */

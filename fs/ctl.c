@@ -58,6 +58,7 @@ static void ctl_stat_json(struct fs *fs, GString *s)
 		"\"dirty_limit_bytes\":%" PRIu64 ",\"dirty_pages\":%" PRIu64 ","
 		"\"dirty_files\":%" PRIu64 ",\"max_file_dirty_pages\":%" PRIu64 ","
 		"\"writebacks\":%" PRIu64 ",\"throttled\":%" PRIu64 ","
+		"\"throttle_wait_us\":%" PRIu64 ","
 		"\"background_writebacks\":%" PRIu64 ",\"syncs\":%" PRIu64 ","
 		"\"writeback_failures\":%" PRIu64 ",\"enospc\":{",
 		rsv_mode_name(l->mode), RSV_PAGE_SIZE,
@@ -65,7 +66,7 @@ static void ctl_stat_json(struct fs *fs, GString *s)
 		rsv << RSV_PAGE_SHIFT, (cap > rsv ? cap - rsv : 0) << RSV_PAGE_SHIFT,
 		rsv_nr_inodes(l), rsv_used_inodes(l), cache_dirty_limit(fs->cache),
 		cs.dirty_pages, cs.dirty_files, cs.max_file_dirty_pages, cs.writebacks,
-		cs.throttled, cs.background, cs.syncs,
+		cs.throttled, cs.throttle_wait_us, cs.background, cs.syncs,
 		__atomic_load_n(&fs->writeback_failures, __ATOMIC_RELAXED));
 	for (int e = 0; e < RSV_EV_NR; e++)
 		g_string_append_printf(s, "%s\"%s\":%" PRIu64, e ? "," : "", rsv_event_name(e),

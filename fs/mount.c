@@ -202,11 +202,17 @@ static void mount_writeback(uint64_t key, void *ctx)
 	if (fd >= 0) {
 		bool started = sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE) == 0;
 
-		close(fd);
 		g_mutex_lock(&in->lock);
 		if (started)
 			cache_file_submitted(&in->cf, seq);
 		g_mutex_unlock(&in->lock);
+		/* wait here, not in the writer, for the batch to reach the disk */
+		if (started && sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE) == 0) {
+			g_mutex_lock(&in->lock);
+			cache_file_written_back(fs->cache, &in->cf, start, len);
+			g_mutex_unlock(&in->lock);
+		}
+		close(fd);
 	}
 	fs_inode_put(fs, in);
 }

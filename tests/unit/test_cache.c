@@ -100,6 +100,8 @@ struct owner {
 	GMutex lock;
 	int calls;			/* callbacks */
 	int submits;			/* writebacks started */
+	int completions;		/* writebacks waited for */
+	bool wait;			/* wait for a started writeback, as mount.c does */
 };
 
 static void owner_writeback(uint64_t key, void *arg)
@@ -119,6 +121,13 @@ static void owner_writeback(uint64_t key, void *arg)
 		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
 		g_mutex_lock(&x->lock);
 		cache_file_submitted(x->cf, seq);
+		g_mutex_unlock(&x->lock);
+		if (!x->wait)
+			return;
+		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE), ==, 0);
+		g_mutex_lock(&x->lock);
+		cache_file_written_back(x->c, x->cf, start, len);
+		x->completions++;
 		g_mutex_unlock(&x->lock);
 	}
 }
@@ -167,39 +176,59 @@ static void test_expire(struct fixture *f, gconstpointer data)
 }
 
 /* Past half its limit a file is queued; the background thread starts its
- * writeback through the owner (cache_file_background outside our lock). */
-static void test_background_submit(struct fixture *f, gconstpointer data)
+ * writeback through the owner (cache_file_background outside our lock).
+ * @wait: the owner also waits for it, as mount.c does, and the pages are
+ * clean without the writer waiting; otherwise they stay in flight until a
+ * writer past the limit waits for them. */
+static void background_submit(struct fixture *f, bool wait)
 {
 	struct cache_params p = { 64 * 4096, 0 };	/* limit 64 pages, no expiry */
-	struct owner x = { 0 };
+	struct owner x = { .wait = wait };
 	struct cache_file cf;
+	struct cache_stats st;
 	gint64 deadline;
 
 	owner_start(&x, f, &p, &cf, 5, 0, 40);	/* > half */
 	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 	for (;;) {
 		g_mutex_lock(&x.lock);
-		int submits = x.submits;
+		int done = wait ? x.completions : x.submits;
 		uint64_t inflight = rsv_map_pages(&cf.inflight), dirty = rsv_map_pages(&cf.dirty);
 		g_mutex_unlock(&x.lock);
-		if (submits == 1) {
-			/* submitted: in flight, still counted until waited for */
-			g_assert_cmpuint(inflight, ==, 40);
+		if (done == 1) {
+			/* in flight, still counted until waited for; or clean */
+			g_assert_cmpuint(inflight, ==, wait ? 0 : 40);
 			g_assert_cmpuint(dirty, ==, 0);
 			break;
 		}
 		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
 		g_usleep(10000);
 	}
-	/* past the limit the writer waits for what is in flight */
+	cache_get_stats(x.c, &st);
+	g_assert_cmpuint(st.dirty_pages, ==, wait ? 0 : 40);
+	g_assert_cmpuint(st.writebacks, ==, wait ? 1 : 0);
+	/* past the limit the writer waits for what is in flight; a writer
+	 * under it after the owner's wait is not held back at all */
 	g_mutex_lock(&x.lock);
-	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 40, 70), ==, 0);
+	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 40, wait ? 100 : 70), ==, 0);
 	g_assert_cmpuint(cache_file_dirty_pages(&cf), <=, 64);
 	g_assert_cmpuint(rsv_map_pages(&cf.inflight), ==, 0);
+	cache_get_stats(x.c, &st);
+	g_assert_cmpuint(st.throttled, ==, wait ? 0 : 1);
 	cache_file_finish(x.c, &cf);
 	g_mutex_unlock(&x.lock);
 	cache_free(x.c);
 	g_mutex_clear(&x.lock);
+}
+
+static void test_background_submit(struct fixture *f, gconstpointer data)
+{
+	background_submit(f, false);
+}
+
+static void test_background_written_back(struct fixture *f, gconstpointer data)
+{
+	background_submit(f, true);
 }
 
 int main(int argc, char *argv[])
@@ -210,5 +239,7 @@ int main(int argc, char *argv[])
 	g_test_add("/cache/expire", struct fixture, NULL, fx_setup, test_expire, fx_teardown);
 	g_test_add("/cache/background-submit", struct fixture, NULL, fx_setup,
 		   test_background_submit, fx_teardown);
+	g_test_add("/cache/background-written-back", struct fixture, NULL, fx_setup,
+		   test_background_written_back, fx_teardown);
 	return g_test_run();
 }
