@@ -299,6 +299,8 @@ static gpointer cache_thread(gpointer data)
 		g_mutex_unlock(&c->lock);
 		for (guint i = 0; i < keys->len; i++)
 			c->ops->writeback(g_array_index(keys, uint64_t, i), c->owner_ctx);
+		if (keys->len && c->ops->written_back)
+			c->ops->written_back(c->owner_ctx);
 		g_array_free(keys, TRUE);
 		g_mutex_lock(&c->lock);
 	}
@@ -324,7 +326,7 @@ struct cache *cache_new(const struct cache_params *p, const struct cache_ops *op
 	return c;
 }
 
-void cache_free(struct cache *c)
+void cache_stop(struct cache *c)
 {
 	if (!c)
 		return;
@@ -334,6 +336,14 @@ void cache_free(struct cache *c)
 	g_mutex_unlock(&c->lock);
 	if (c->thread)
 		g_thread_join(c->thread);
+	c->thread = NULL;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	cache_stop(c);
 	g_hash_table_destroy(c->dirty);
 	g_array_free(c->submit, TRUE);
 	g_cond_clear(&c->wake);

@@ -46,6 +46,11 @@ struct cache_file {
  * file may be gone by then. */
 struct cache_ops {
 	void (*writeback)(uint64_t key, void *owner_ctx);
+	/* After a round of writeback() calls (optional): wait for the
+	 * writebacks they started, then, with each file locked again, call
+	 * cache_file_written_back().  Starting every file's batch before
+	 * waiting for any keeps the disk busy with all of them. */
+	void (*written_back)(void *owner_ctx);
 };
 
 struct cache_params {
@@ -55,7 +60,10 @@ struct cache_params {
 
 struct cache *cache_new(const struct cache_params *p, const struct cache_ops *ops,
 			void *owner_ctx);
-/* Stops the background thread; every cache_file must be finished first. */
+/* Stops the background thread: no owner callback runs after it returns.
+ * The files can then be finished without one pinned by the thread. */
+void cache_stop(struct cache *c);
+/* Stops the thread if still running; every cache_file must be finished first. */
 void cache_free(struct cache *c);
 void cache_file_init(struct cache_file *cf, uint64_t key);
 /* Forget @cf: the file is closed; what it left dirty is the backing
@@ -78,10 +86,11 @@ bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 /* The writeback of batch @seq from cache_file_background() has been started
  * (owner's lock held): a throttled writer then only waits for it. */
 void cache_file_submitted(struct cache_file *cf, uint32_t seq);
-/* The caller has since waited (SYNC_FILE_RANGE_WAIT_BEFORE, without the
- * owner's lock) for every page under writeback in the batch's span
- * [start, start + len): those in flight there are clean now (owner's lock
- * held).  So a writer past its limit only waits when the disk is behind. */
+/* The owner has since waited (SYNC_FILE_RANGE_WAIT_BEFORE, without its
+ * lock, from written_back()) for every page under writeback in the batch's
+ * span [start, start + len): those in flight there are clean now (owner's
+ * lock held).  So a writer past its limit only waits when the disk is
+ * behind. */
 void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);

@@ -101,6 +101,8 @@ struct fs {
 	struct fs_params params;	/* db_lock (size/nr_inodes change at runtime) */
 	struct rsv_ledger ledger;	/* lock-free */
 	struct cache *cache;		/* own locking */
+	GArray *wb_started;		/* cache thread only: struct mount_wb, the
+					 * writebacks started in this round */
 	uint64_t mmap_dirty_max;	/* immutable */
 	uint64_t writeback_failures;	/* atomic: write-mode mmap writebacks refused */
 	uint64_t generation;		/* immutable: this mount's generation */

@@ -180,44 +180,65 @@ static void mount_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+/* A batch of dirty pages whose writeback the cache thread started. */
+struct mount_wb {
+	struct fs_inode *in;	/* pinned */
+	int fd;			/* ours: the file may be closed meanwhile */
+	off_t start, len;
+};
+
 static void mount_writeback(uint64_t key, void *ctx)
 {
 	struct fs *fs = ctx;
-	struct fs_inode *in;
-	off_t start, len;
+	struct mount_wb wb = { .fd = -1 };
 	uint32_t seq;
-	int fd = -1;
 
 	g_mutex_lock(&fs->itable_lock);
-	in = g_hash_table_lookup(fs->itable, &key);
-	if (in)
-		in->nref++;
+	wb.in = g_hash_table_lookup(fs->itable, &key);
+	if (wb.in)
+		wb.in->nref++;
 	g_mutex_unlock(&fs->itable_lock);
-	if (!in)
+	if (!wb.in)
 		return;
-	g_mutex_lock(&in->lock);
-	if (cache_file_background(fs->cache, &in->cf, in->fd, &start, &len, &seq))
-		fd = dup(in->fd);	/* ours: the file may be closed meanwhile */
-	g_mutex_unlock(&in->lock);
-	if (fd >= 0) {
-		bool started = sync_file_range(fd, start, len, SYNC_FILE_RANGE_WRITE) == 0;
-
-		g_mutex_lock(&in->lock);
-		if (started)
-			cache_file_submitted(&in->cf, seq);
-		g_mutex_unlock(&in->lock);
-		/* wait here, not in the writer, for the batch to reach the disk */
-		if (started && sync_file_range(fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE) == 0) {
-			g_mutex_lock(&in->lock);
-			cache_file_written_back(fs->cache, &in->cf, start, len);
-			g_mutex_unlock(&in->lock);
-		}
-		close(fd);
+	g_mutex_lock(&wb.in->lock);
+	if (cache_file_background(fs->cache, &wb.in->cf, wb.in->fd, &wb.start, &wb.len, &seq))
+		wb.fd = dup(wb.in->fd);
+	g_mutex_unlock(&wb.in->lock);
+	if (wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0) {
+		g_mutex_lock(&wb.in->lock);
+		cache_file_submitted(&wb.in->cf, seq);
+		g_mutex_unlock(&wb.in->lock);
+		g_array_append_val(fs->wb_started, wb);
+		return;
 	}
-	fs_inode_put(fs, in);
+	if (wb.fd >= 0)
+		close(wb.fd);
+	fs_inode_put(fs, wb.in);
 }
 
-static const struct cache_ops mount_cache_ops = { .writeback = mount_writeback };
+/* Wait, here and not in the writers, for the batches started this round. */
+static void mount_written_back(void *ctx)
+{
+	struct fs *fs = ctx;
+
+	for (guint i = 0; i < fs->wb_started->len; i++) {
+		struct mount_wb *wb = &g_array_index(fs->wb_started, struct mount_wb, i);
+
+		if (sync_file_range(wb->fd, wb->start, wb->len, SYNC_FILE_RANGE_WAIT_BEFORE) == 0) {
+			g_mutex_lock(&wb->in->lock);
+			cache_file_written_back(fs->cache, &wb->in->cf, wb->start, wb->len);
+			g_mutex_unlock(&wb->in->lock);
+		}
+		close(wb->fd);
+		fs_inode_put(fs, wb->in);
+	}
+	g_array_set_size(fs->wb_started, 0);
+}
+
+static const struct cache_ops mount_cache_ops = {
+	.writeback = mount_writeback,
+	.written_back = mount_written_back,
+};
 
 static uint64_t mount_max_file_size(int fd)
 {
@@ -596,6 +617,7 @@ int fs_main_mount(int argc, char *argv[])
 		}
 	}
 	fs->se = se;
+	fs->wb_started = g_array_new(FALSE, FALSE, sizeof(struct mount_wb));
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	fs_backing_reaper_start(fs);
 
@@ -616,6 +638,7 @@ out_destroy:
 	fuse_session_destroy(se);
 	se = NULL;
 	if (fs->db) {
+		cache_stop(fs->cache);	/* its thread pins inodes */
 		fs_inode_destroy_all(fs);
 		fs_backing_reaper_stop(fs);
 		if (!fs->ro) {
@@ -627,6 +650,8 @@ out_destroy:
 		}
 	}
 	cache_free(fs->cache);
+	if (fs->wb_started)
+		g_array_free(fs->wb_started, TRUE);
 out:
 	if (se)
 		fuse_session_destroy(se);

@@ -91,7 +91,7 @@ static void test_limit(struct fixture *f, gconstpointer data)
 
 /* The owner side of the background thread, as fs/mount.c does it: pin
  * and lock the file, let the cache work, start the writeback it hands out
- * outside the lock. */
+ * outside the lock; after the round, wait for it and tell the cache. */
 struct owner {
 	struct cache *c;
 	struct cache_file *cf;
@@ -102,37 +102,49 @@ struct owner {
 	int submits;			/* writebacks started */
 	int completions;		/* writebacks waited for */
 	bool wait;			/* wait for a started writeback, as mount.c does */
+	off_t start, len;		/* cache thread: the writeback started this round */
 };
 
 static void owner_writeback(uint64_t key, void *arg)
 {
 	struct owner *x = arg;
-	off_t start, len;
 	uint32_t seq;
 	bool submit;
 
 	g_mutex_lock(&x->lock);
 	g_assert_cmpuint(key, ==, x->key);
-	submit = cache_file_background(x->c, x->cf, x->fd, &start, &len, &seq);
+	submit = cache_file_background(x->c, x->cf, x->fd, &x->start, &x->len, &seq);
 	x->calls++;
 	x->submits += submit;
 	g_mutex_unlock(&x->lock);
-	if (submit) {
-		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WRITE), ==, 0);
-		g_mutex_lock(&x->lock);
-		cache_file_submitted(x->cf, seq);
-		g_mutex_unlock(&x->lock);
-		if (!x->wait)
-			return;
-		g_assert_cmpint(sync_file_range(x->fd, start, len, SYNC_FILE_RANGE_WAIT_BEFORE), ==, 0);
-		g_mutex_lock(&x->lock);
-		cache_file_written_back(x->c, x->cf, start, len);
-		x->completions++;
-		g_mutex_unlock(&x->lock);
+	if (!submit) {
+		x->len = 0;
+		return;
 	}
+	g_assert_cmpint(sync_file_range(x->fd, x->start, x->len, SYNC_FILE_RANGE_WRITE), ==, 0);
+	g_mutex_lock(&x->lock);
+	cache_file_submitted(x->cf, seq);
+	g_mutex_unlock(&x->lock);
 }
 
-static const struct cache_ops owner_ops = { .writeback = owner_writeback };
+static void owner_written_back(void *arg)
+{
+	struct owner *x = arg;
+
+	if (!x->wait || x->len == 0)
+		return;
+	g_assert_cmpint(sync_file_range(x->fd, x->start, x->len, SYNC_FILE_RANGE_WAIT_BEFORE), ==, 0);
+	g_mutex_lock(&x->lock);
+	cache_file_written_back(x->c, x->cf, x->start, x->len);
+	x->completions++;
+	g_mutex_unlock(&x->lock);
+	x->len = 0;
+}
+
+static const struct cache_ops owner_ops = {
+	.writeback = owner_writeback,
+	.written_back = owner_written_back,
+};
 
 /* A cache with @p whose one file @cf (@key) gets pages [start, end) dirty. */
 static void owner_start(struct owner *x, struct fixture *f, const struct cache_params *p,
