@@ -162,6 +162,11 @@ def test_dirty_limit_sequential_write(fsf, long_run):
             assert as_bytes(k, v) <= 4 * MiB + one_request, '%s = %d' % (k, v)
     # after fsync nothing of the file is dirty
     assert max_file_dirty(m.stat_json()) == 0
+    # the data went to the disk in rounds of at most the limit plus a request
+    assert st['writebacks'] >= total // (4 * MiB + one_request), st
+    assert isinstance(st['throttle_wait_us'], int) and st['throttle_wait_us'] >= 0
+    if st['throttled'] == 0:
+        assert st['throttle_wait_us'] == 0, st
 
 
 def test_dirty_expire_background_writeback(fsf):
