@@ -14,7 +14,7 @@ struct cache {
 	gint64 expire_us;		/* immutable; 0 = no background writeback */
 
 	GMutex lock;			/* protects the fields below */
-	GHashTable *dirty;		/* key -> dirty_since (us) of files with dirty pages */
+	GHashTable *dirty;		/* keys of the files with dirty or in-flight pages */
 	GArray *submit;			/* keys of files whose writeback is to start now */
 	bool stopping;
 	GCond wake;
@@ -51,14 +51,17 @@ static void cache_clean(struct cache *c, struct cache_file *cf)
 {
 	uint64_t n = cache_file_pages(cf);
 
-	if (n == 0 && cf->dirty_since == 0)
+	if (n == 0 && !cf->listed)
 		return;
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	rsv_map_clear(&cf->dirty);
 	rsv_map_clear(&cf->inflight);
 	cf->dirty_since = 0;
 	cf->submit_queued = false;
-	cache_listed(c, cf, false);
+	if (cf->listed) {
+		cf->listed = false;
+		cache_listed(c, cf, false);
+	}
 }
 
 /* The byte span [*start, *start + *len) covering every page of @m. */
@@ -82,6 +85,7 @@ static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len
 	for (uint32_t i = 0; i < cf->dirty.n; i++)
 		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
 	rsv_map_clear(&cf->dirty);
+	cf->dirty_since = 0;	/* what is dirty from now on ages from now on */
 	return true;
 }
 
@@ -140,6 +144,7 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 	rsv_map_init(&cf->dirty);
 	rsv_map_init(&cf->inflight);
 	cf->dirty_since = 0;
+	cf->listed = false;
 	cf->submit_queued = false;
 	cf->submit_seq = cf->submitted_seq = 0;
 	cf->writebacks = 0;
@@ -166,8 +171,10 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 	/* a page rewritten while in flight is dirty again */
 	added = rsv_map_add(&cf->dirty, start, end) - rsv_map_remove(&cf->inflight, start, end);
 	__atomic_add_fetch(&c->dirty_pages, added, __ATOMIC_RELAXED);
-	if (cf->dirty_since == 0) {
+	if (cf->dirty_since == 0)
 		cf->dirty_since = g_get_monotonic_time();
+	if (!cf->listed) {
+		cf->listed = true;
 		cache_listed(c, cf, true);
 	}
 	now_dirty = cache_file_pages(cf);
@@ -203,33 +210,24 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 	uint64_t n = rsv_map_remove(&cf->dirty, start, end) + rsv_map_remove(&cf->inflight, start, end);
 
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
-	if (cache_file_pages(cf) == 0 && cf->dirty_since != 0)
+	if (cache_file_pages(cf) == 0)
 		cache_clean(c, cf);
-}
-
-/* Background writeback of @cf if its dirty pages are older than dirty_expire. */
-static void cache_file_expire(struct cache *c, struct cache_file *cf, int fd)
-{
-	if (fd < 0 || cf->dirty_since == 0 || c->expire_us == 0)
-		return;
-	if (g_get_monotonic_time() - cf->dirty_since < c->expire_us)
-		return;
-	if (cache_writeback(c, cf, fd) == 0)
-		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
 }
 
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 			   off_t *start, off_t *len, uint32_t *seq)
 {
-	bool submit = false;
+	bool expired = c->expire_us && cf->dirty_since &&
+		       g_get_monotonic_time() - cf->dirty_since >= c->expire_us;
 
-	cache_file_expire(c, cf, fd);
-	if (cf->submit_queued) {
-		cf->submit_queued = false;
-		if (fd >= 0)
-			submit = cache_prepare_submit(cf, start, len, seq);
-	}
-	return submit;
+	if (!cf->submit_queued && !expired)
+		return false;
+	cf->submit_queued = false;
+	if (fd < 0 || !cache_prepare_submit(cf, start, len, seq))
+		return false;
+	if (expired)
+		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
 void cache_file_submitted(struct cache_file *cf, uint32_t seq)
@@ -248,7 +246,7 @@ void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start
 	cf->writebacks++;
 	__atomic_add_fetch(&c->writebacks, 1, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
-	if (cache_file_pages(cf) == 0 && cf->dirty_since != 0)
+	if (cache_file_pages(cf) == 0)
 		cache_clean(c, cf);
 }
 

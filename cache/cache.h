@@ -29,7 +29,10 @@ struct cache_file {
 	uint64_t key;			/* immutable: the owner's name for this file (ino) */
 	struct rsv_map dirty;		/* owner's lock: dirty pages not yet sent to the disk */
 	struct rsv_map inflight;	/* owner's lock: dirty pages under writeback, not waited for */
-	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page, 0 if clean */
+	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page
+					 * not yet sent to the disk, 0 if none */
+	bool listed;			/* owner's lock: in cache->dirty (has dirty or
+					 * in-flight pages) */
 	bool submit_queued;		/* owner's lock: the background thread is to start
 					 * writeback of the dirty pages */
 	uint32_t submit_seq;		/* owner's lock: in-flight batches handed out */
@@ -46,10 +49,12 @@ struct cache_file {
  * file may be gone by then. */
 struct cache_ops {
 	void (*writeback)(uint64_t key, void *owner_ctx);
-	/* After a round of writeback() calls (optional): wait for the
-	 * writebacks they started, then, with each file locked again, call
+	/* After a round of writeback() calls: wait for the writebacks they
+	 * started, then, with each file locked again, call
 	 * cache_file_written_back().  Starting every file's batch before
-	 * waiting for any keeps the disk busy with all of them. */
+	 * waiting for any keeps the disk busy with all of them.  Without it
+	 * (NULL) pages stay counted in flight until the file's writer passes
+	 * its limit or syncs. */
 	void (*written_back)(void *owner_ctx);
 };
 
@@ -75,12 +80,12 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 		       uint64_t start, uint64_t end);
 /* Pages beyond @page are gone (truncate) / [start,end) punched. */
 void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end);
-/* The background thread's work on @cf (owner's lock held): write back what
- * has aged past dirty_expire; and when the file was queued past half its
- * limit, move its dirty pages in flight and return true with the byte span
- * whose writeback the caller starts after dropping its lock
- * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): the CPU work of
- * submitting I/O leaves the writer's path. */
+/* The background thread's work on @cf (owner's lock held): when the file
+ * was queued past half its limit, or its oldest dirty page has aged past
+ * dirty_expire, move its dirty pages in flight and return true with the
+ * byte span whose writeback the caller starts after dropping its lock
+ * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): neither the CPU
+ * work of submitting I/O nor the wait for it holds up the file's writers. */
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 			   off_t *start, off_t *len, uint32_t *seq);
 /* The writeback of batch @seq from cache_file_background() has been started

@@ -180,6 +180,22 @@ def test_dirty_expire_background_writeback(fsf):
                 break
             time.sleep(0.2)
         assert max_file_dirty(m.stat_json()) == 0, 'pages not written back after dirty_expire'
+        st = m.stat_json()
+        assert st['background_writebacks'] >= 1, st
+        assert st['dirty_pages'] == 0 and st['dirty_files'] == 0, st
+        # the file stays open and is written again: it ages anew and is
+        # written back again, while its writer goes on
+        f.write(b'y' * (2 * MiB))
+        f.flush()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            st = m.stat_json()
+            if st['background_writebacks'] >= 2 and st['dirty_pages'] == 0:
+                break
+            time.sleep(0.2)
+        assert st['background_writebacks'] >= 2 and st['dirty_pages'] == 0, st
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b'x' * (2 * MiB) + b'y' * (2 * MiB)
 
 
 def bdi_dir(m):

@@ -164,7 +164,7 @@ static void owner_start(struct owner *x, struct fixture *f, const struct cache_p
 static void test_expire(struct fixture *f, gconstpointer data)
 {
 	struct cache_params p = { 0, 200 };	/* 200 ms */
-	struct owner x = { 0 };
+	struct owner x = { .wait = true };
 	struct cache_file cf;
 	struct cache_stats st;
 	gint64 deadline;
@@ -182,6 +182,12 @@ static void test_expire(struct fixture *f, gconstpointer data)
 	}
 	cache_get_stats(x.c, &st);
 	g_assert_cmpuint(st.background, ==, 1);
+	g_assert_cmpuint(st.writebacks, ==, 1);
+	g_assert_cmpuint(st.dirty_pages, ==, 0);
+	g_assert_cmpuint(st.dirty_files, ==, 0);	/* written back: not listed any more */
+	g_mutex_lock(&x.lock);
+	cache_file_finish(x.c, &cf);
+	g_mutex_unlock(&x.lock);
 	cache_free(x.c);
 	g_assert_cmpint(x.calls, >=, 1);
 	g_mutex_clear(&x.lock);
