@@ -77,6 +77,15 @@ def ratio(d, a, b):
     return statistics.median(va) / mb if mb else None
 
 
+def overlap(d, a, b):
+    """True when the min-max ranges of a and b (two or more runs each) overlap:
+    the ratio of medians is then within this run's own spread."""
+    va, vb = d["vals"].get(a), d["vals"].get(b)
+    if not va or not vb or len(va) < 2 or len(vb) < 2:
+        return False
+    return max(va) >= min(vb) and max(vb) >= min(va)
+
+
 def ratios(data):
     """List of (workload, metric, better, pair-label, ratio) for every computable pair."""
     out = []
@@ -118,7 +127,9 @@ def main():
     L.append("Ratios compare medians. For throughput (MiB/s, IOPS, ops/s) **higher is better**: "
              "`reservefs / passthrough_ll` = 1.20 means reservefs did 20% more work per second than "
              "libfuse's passthrough_ll. For memory (RSS) **lower is better**. `passthrough_ll / native` "
-             "is the plain cost of going through FUSE on this machine, the yardstick for the rest.\n")
+             "is the plain cost of going through FUSE on this machine, the yardstick for the rest. "
+             "A ratio marked ≈ compares two systems whose min–max ranges over the repetitions "
+             "overlap: the difference is within this run's own spread.\n")
 
     # ratio table
     rs = ratios(data)
@@ -134,7 +145,8 @@ def main():
             for p in pairs:
                 a, b = p.split(" / ")
                 r = ratio(d, a, b)
-                cells.append("–" if r is None else f"{r:.2f}")
+                cells.append("–" if r is None else
+                             f"{r:.2f}" + (" ≈" if overlap(d, a, b) else ""))
             if all(c == "–" for c in cells):
                 continue
             L.append(f"| {w} | {m} | {d['better']} | " + " | ".join(cells) + " |")
