@@ -66,29 +66,41 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
 #define REAP_ITEM(ino) ((gpointer)(uintptr_t)((ino) + 3))
 #define REAP_INO(item) ((fuse_ino_t)(uintptr_t)(item) - 3)
 
-static bool backing_spare_pop(struct fs *fs, uint64_t *id)
+/* spare_lock held: true (and the reaper counts as asked) when both pools
+ * run low and the reaper is to make new spares; the caller then pushes
+ * REAP_FILL, after dropping the lock. */
+static bool backing_want_fill(struct fs *fs)
 {
-	bool got = false, fill = false;
+	if (fs->free_fd < 0 || !fs->fresh_ok || fs->spare_filling ||
+	    fs->spares->len + fs->fresh->len >= SPARE_LOW)
+		return false;
+	return fs->spare_filling = true;
+}
+
+/* The newest element of @pool (fs->spares: ids in free/, or fs->fresh:
+ * nameless fds) into @out; false when it is empty. */
+static bool backing_pool_pop(struct fs *fs, GArray *pool, void *out)
+{
+	guint size = g_array_get_element_size(pool);
+	bool got, fill;
 
 	g_mutex_lock(&fs->spare_lock);
-	if (fs->spares && fs->spares->len > 0) {
-		*id = g_array_index(fs->spares, uint64_t, fs->spares->len - 1);
-		g_array_set_size(fs->spares, fs->spares->len - 1);
-		got = true;
+	got = pool->len > 0;
+	if (got) {
+		memcpy(out, pool->data + (pool->len - 1) * size, size);
+		g_array_set_size(pool, pool->len - 1);
 	}
-	if (fs->free_fd >= 0 && fs->spares->len + fs->fresh->len < SPARE_LOW &&
-	    !fs->spare_filling && fs->fresh_ok)
-		fill = fs->spare_filling = true;
+	fill = backing_want_fill(fs);
 	g_mutex_unlock(&fs->spare_lock);
 	if (fill)
 		g_async_queue_push(fs->reap, REAP_FILL);
 	return got;
 }
 
-static void backing_spare_push(struct fs *fs, uint64_t id)
+static void backing_pool_push(struct fs *fs, GArray *pool, const void *val)
 {
 	g_mutex_lock(&fs->spare_lock);
-	g_array_append_val(fs->spares, id);
+	g_array_append_vals(pool, val, 1);
 	g_mutex_unlock(&fs->spare_lock);
 }
 
@@ -102,27 +114,6 @@ static bool backing_empty(int fd, const char *name)
 	       S_ISREG(st.st_mode) && st.st_size == 0 && st.st_blocks == 0;
 }
 
-/* A new spare's fd, or -1. */
-static int backing_fresh_pop(struct fs *fs)
-{
-	int fd = -1;
-
-	g_mutex_lock(&fs->spare_lock);
-	if (fs->fresh && fs->fresh->len > 0) {
-		fd = g_array_index(fs->fresh, int, fs->fresh->len - 1);
-		g_array_set_size(fs->fresh, fs->fresh->len - 1);
-	}
-	g_mutex_unlock(&fs->spare_lock);
-	return fd;
-}
-
-static void backing_fresh_push(struct fs *fs, int fd)
-{
-	g_mutex_lock(&fs->spare_lock);
-	g_array_append_val(fs->fresh, fd);
-	g_mutex_unlock(&fs->spare_lock);
-}
-
 int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 {
 	char to[64], from[32];
@@ -130,11 +121,11 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 	int fd;
 
 	fs_backing_name(ino, to, sizeof(to));
-	while (backing_spare_pop(fs, &id)) {
+	while (backing_pool_pop(fs, fs->spares, &id)) {
 		snprintf(from, sizeof(from), "%" PRIx64, id);
 		if (renameat2(fs->free_fd, from, fs->data_fd, to, RENAME_NOREPLACE) < 0) {
 			if (errno == EEXIST) {
-				backing_spare_push(fs, id);
+				backing_pool_push(fs, fs->spares, &id);
 				return -EEXIST;
 			}
 			continue;	/* gone from free/: take the next */
@@ -146,13 +137,13 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 		}
 		return fd;
 	}
-	while ((fd = backing_fresh_pop(fs)) >= 0) {
+	while (backing_pool_pop(fs, fs->fresh, &fd)) {
 		/* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH */
 		snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
 		if (linkat(AT_FDCWD, from, fs->data_fd, to, AT_SYMLINK_FOLLOW) == 0)
 			return fd;
 		if (errno == EEXIST) {
-			backing_fresh_push(fs, fd);
+			backing_pool_push(fs, fs->fresh, &fd);
 			return -EEXIST;
 		}
 		/* no /proc to link through, or not allowed: stop making them */
@@ -192,7 +183,7 @@ static void backing_retire(struct fs *fs, fuse_ino_t ino)
 	    renameat2(fs->data_fd, name, fs->free_fd, to, RENAME_NOREPLACE) < 0)
 		fs_backing_unlink(fs, ino);
 	else
-		backing_spare_push(fs, id);
+		backing_pool_push(fs, fs->spares, &id);
 	if (fd >= 0)
 		close(fd);
 }
@@ -218,7 +209,7 @@ static void backing_spares_fill(struct fs *fs)
 				__atomic_store_n(&fs->fresh_ok, false, __ATOMIC_RELAXED);
 			break;
 		}
-		backing_fresh_push(fs, fd);
+		backing_pool_push(fs, fs->fresh, &fd);
 	}
 	g_mutex_lock(&fs->spare_lock);
 	fs->spare_filling = false;
@@ -289,10 +280,8 @@ void fs_backing_reaper_start(struct fs *fs)
 {
 	fs->reap = g_async_queue_new();
 	backing_spares_load(fs);
-	if (fs->free_fd >= 0 && fs->spares->len < SPARE_LOW) {
-		fs->spare_filling = true;
+	if (backing_want_fill(fs))	/* no thread yet: spare_lock not needed */
 		g_async_queue_push(fs->reap, REAP_FILL);
-	}
 	fs->reaper = g_thread_new("reaper", backing_reaper, fs);
 }
 
