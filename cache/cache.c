@@ -51,17 +51,14 @@ static void cache_clean(struct cache *c, struct cache_file *cf)
 {
 	uint64_t n = cache_file_pages(cf);
 
-	if (n == 0 && !cf->listed)
+	if (n == 0 && cf->dirty_since == 0)
 		return;
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	rsv_map_clear(&cf->dirty);
 	rsv_map_clear(&cf->inflight);
 	cf->dirty_since = 0;
 	cf->submit_queued = false;
-	if (cf->listed) {
-		cf->listed = false;
-		cache_listed(c, cf, false);
-	}
+	cache_listed(c, cf, false);
 }
 
 /* The byte span [*start, *start + *len) covering every page of @m. */
@@ -85,7 +82,7 @@ static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len
 	for (uint32_t i = 0; i < cf->dirty.n; i++)
 		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
 	rsv_map_clear(&cf->dirty);
-	cf->dirty_since = 0;	/* what is dirty from now on ages from now on */
+	cf->dirty_since = g_get_monotonic_time();	/* what is dirtied next ages from now */
 	return true;
 }
 
@@ -144,7 +141,6 @@ void cache_file_init(struct cache_file *cf, uint64_t key)
 	rsv_map_init(&cf->dirty);
 	rsv_map_init(&cf->inflight);
 	cf->dirty_since = 0;
-	cf->listed = false;
 	cf->submit_queued = false;
 	cf->submit_seq = cf->submitted_seq = 0;
 	cf->writebacks = 0;
@@ -171,10 +167,8 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 	/* a page rewritten while in flight is dirty again */
 	added = rsv_map_add(&cf->dirty, start, end) - rsv_map_remove(&cf->inflight, start, end);
 	__atomic_add_fetch(&c->dirty_pages, added, __ATOMIC_RELAXED);
-	if (cf->dirty_since == 0)
+	if (cf->dirty_since == 0) {
 		cf->dirty_since = g_get_monotonic_time();
-	if (!cf->listed) {
-		cf->listed = true;
 		cache_listed(c, cf, true);
 	}
 	now_dirty = cache_file_pages(cf);
@@ -217,7 +211,7 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 			   off_t *start, off_t *len, uint32_t *seq)
 {
-	bool expired = c->expire_us && cf->dirty_since &&
+	bool expired = c->expire_us && cf->dirty.n &&
 		       g_get_monotonic_time() - cf->dirty_since >= c->expire_us;
 
 	if (!cf->submit_queued && !expired)

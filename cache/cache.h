@@ -29,10 +29,10 @@ struct cache_file {
 	uint64_t key;			/* immutable: the owner's name for this file (ino) */
 	struct rsv_map dirty;		/* owner's lock: dirty pages not yet sent to the disk */
 	struct rsv_map inflight;	/* owner's lock: dirty pages under writeback, not waited for */
-	gint64 dirty_since;		/* owner's lock: monotonic us of the oldest dirty page
-					 * not yet sent to the disk, 0 if none */
-	bool listed;			/* owner's lock: in cache->dirty (has dirty or
-					 * in-flight pages) */
+	gint64 dirty_since;		/* owner's lock: monotonic us since the pages not yet
+					 * sent to the disk gather (first dirtying, or the
+					 * last batch handed out); 0: neither dirty nor in
+					 * flight pages, and not in cache->dirty */
 	bool submit_queued;		/* owner's lock: the background thread is to start
 					 * writeback of the dirty pages */
 	uint32_t submit_seq;		/* owner's lock: in-flight batches handed out */
@@ -81,8 +81,8 @@ int cache_file_dirtied(struct cache *c, struct cache_file *cf, int fd,
 /* Pages beyond @page are gone (truncate) / [start,end) punched. */
 void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uint64_t end);
 /* The background thread's work on @cf (owner's lock held): when the file
- * was queued past half its limit, or its oldest dirty page has aged past
- * dirty_expire, move its dirty pages in flight and return true with the
+ * was queued past half its limit, or its unsent dirty pages have gathered
+ * for dirty_expire (none is older), move its dirty pages in flight and return true with the
  * byte span whose writeback the caller starts after dropping its lock
  * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): neither the CPU
  * work of submitting I/O nor the wait for it holds up the file's writers. */
