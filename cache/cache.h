@@ -5,8 +5,10 @@
  * CLEAN.  Each file keeps its dirty pages as extents (struct rsv_map), not
  * per-page arrays.  Past the per-file dirty limit the writer's request is
  * answered only after enough of that file has been written back: the
- * userspace counterpart of balance_dirty_pages.  A background thread writes
- * back files whose oldest dirty page is older than dirty_expire.
+ * userspace counterpart of balance_dirty_pages.  A background thread starts
+ * writeback at half the limit, and of files whose dirty pages are older than
+ * dirty_expire, waits for it outside the files' locks and counts those pages
+ * clean; so a writer waits only when the disk falls behind.
  *
  * Locking: struct cache_file is protected by its owner's lock (the inode's
  * mutex in fs/); the owner calls every cache_file_* function with it held.
