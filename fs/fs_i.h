@@ -21,7 +21,7 @@
 #include "fs.h"
 #include "reserve.h"
 
-#define FS_FORMAT_VERSION 1
+#define FS_FORMAT_VERSION 2
 #define FS_NAME_MAX 255
 #define FS_ROOT_INO 1
 
@@ -92,6 +92,7 @@ struct fs {
 	int data_fd;			/* immutable: STORE/data */
 	int lock_fd;			/* immutable: flock on STORE/lock */
 	bool ro;			/* immutable */
+	int format;			/* the store's format version (mount upgrades it) */
 	bool noatime;			/* immutable: mounted noatime */
 	bool bench_no_reserve;		/* immutable: benchmarks only: writes skip the ledger */
 	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
@@ -138,6 +139,8 @@ int fs_meta_commit(struct fs *fs, int res);	/* commits if res == 0, else rolls b
 int fs_meta_finish(struct fs *fs, int res);	/* the same, keeping db_lock */
 int fs_meta_exec(struct fs *fs, const char *sql);	/* db_lock held */
 int fs_meta_sync(struct fs *fs);		/* durable commit of everything so far */
+int fs_meta_new_id(struct fs *fs, uint64_t *id);	/* a number never handed out; in a transaction */
+int fs_meta_upgrade(struct fs *fs);		/* format 1 -> 2 */
 int fs_meta_get_super(struct fs *fs, const char *key, char **val);
 int fs_meta_set_super(struct fs *fs, const char *key, const char *val);
 /* inodes: all need db_lock held */
@@ -150,7 +153,9 @@ int fs_meta_delete_inode(struct fs *fs, fuse_ino_t ino);
 int fs_meta_read_link(struct fs *fs, fuse_ino_t ino, char **target);
 /* dentries */
 int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino);
-int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+/* @new_ino: the inode was inserted in this transaction (its number is the
+ * dentry's id); otherwise the dentry takes a new one */
+int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino, bool new_ino);
 int fs_meta_unlink(struct fs *fs, fuse_ino_t parent, const char *name);
 int fs_meta_relink(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
 int fs_meta_move(struct fs *fs, fuse_ino_t parent, const char *name,

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/xattr.h>
 
@@ -14,17 +16,35 @@ static int64_t meta_synced_changes = -1;	/* db_lock: total changes at the last s
 
 static const char meta_schema[] =
 	"CREATE TABLE super(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL,"
+	" value BLOB NOT NULL, PRIMARY KEY(ino, name)) WITHOUT ROWID;";
+
+/* Format 2.  Inode numbers come from fs_meta_new_id, not AUTOINCREMENT
+ * (whose sqlite_sequence row was one more page in every create's commit).
+ * A dentry is keyed by (parent, name), the lookup; the index orders a
+ * directory by id, the stable readdir offset, and covers readdir.
+ * Format 1 had a rowid table with two more indexes: five B-tree pages
+ * written per create against three. */
+static const char meta_schema_v2[] =
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY,"
 	" gen INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,"
 	" size INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
 	" ctime INTEGER NOT NULL, btime INTEGER NOT NULL, parent INTEGER NOT NULL,"
 	" rsv_pages INTEGER NOT NULL DEFAULT 0, link BLOB, flags INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
-	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
-	"CREATE INDEX dentries_parent ON dentries(parent);"
-	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL,"
-	" value BLOB NOT NULL, PRIMARY KEY(ino, name)) WITHOUT ROWID;";
+	"CREATE TABLE dentries(parent INTEGER NOT NULL, name BLOB NOT NULL,"
+	" id INTEGER NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(parent, name)) WITHOUT ROWID;"
+	"CREATE INDEX dentries_order ON dentries(parent, id, ino);";
+
+/* Inode numbers and dentry ids come from one counter that never goes
+ * back, not even across a crash: the super record "next_ino" is at or
+ * above every number handed out, moved up META_ID_CHUNK at a time inside
+ * the transaction that needs it (and taken back in memory if that
+ * transaction rolls back). */
+#define META_ID_CHUNK 1024
+static uint64_t meta_next_id;		/* db_lock: the next number to hand out; 0 unknown */
+static uint64_t meta_id_limit;		/* db_lock: "next_ino" in the open transaction */
+static uint64_t meta_id_committed;	/* db_lock: "next_ino" as committed */
 
 static void meta_finalize(gpointer st)
 {
@@ -60,6 +80,8 @@ static int meta_fail(struct fs *fs, int rc, const char *what)
 		g_warning("sqlite: %s: %s", what, sqlite3_errmsg(fs->db));
 	return meta_errno(rc);
 }
+
+static void meta_load_next_id(struct fs *fs);
 
 static sqlite3_stmt *meta_stmt(struct fs *fs, const char *sql)
 {
@@ -144,12 +166,86 @@ int fs_meta_open(struct fs *fs, bool create)
 	if ((rc = meta_exec_quiet(fs, "PRAGMA synchronous=NORMAL")) < 0 ||
 	    (rc = meta_exec_quiet(fs, "PRAGMA cache_size=-16384")) < 0)
 		return rc;
-	if (create)
-		return fs_meta_exec(fs, meta_schema);
+	meta_next_id = meta_id_limit = meta_id_committed = 0;
+	if (create) {
+		if ((rc = fs_meta_exec(fs, meta_schema)) < 0 ||
+		    (rc = fs_meta_exec(fs, meta_schema_v2)) < 0)
+			return rc;
+		meta_next_id = meta_id_limit = meta_id_committed = FS_ROOT_INO;
+		return 0;
+	}
 	/* stores made before chattr flags existed */
 	if (!fs->ro && sqlite3_exec(fs->db, "SELECT flags FROM inodes LIMIT 0", NULL, NULL, NULL) != SQLITE_OK)
 		meta_exec_quiet(fs, "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0");
+	meta_load_next_id(fs);
 	return 0;
+}
+
+/* Format 1 stores have no "next_ino" yet: fs_meta_upgrade makes it. */
+static void meta_load_next_id(struct fs *fs)
+{
+	char *v = NULL;
+
+	if (fs_meta_get_super(fs, "next_ino", &v) == 0)
+		meta_next_id = meta_id_limit = meta_id_committed = g_ascii_strtoull(v, NULL, 10);
+	g_free(v);
+}
+
+int fs_meta_new_id(struct fs *fs, uint64_t *id)
+{
+	if (meta_next_id == 0)
+		return -EIO;
+	if (meta_next_id >= meta_id_limit) {
+		char v[24];
+		int res;
+
+		snprintf(v, sizeof(v), "%" PRIu64, meta_next_id + META_ID_CHUNK);
+		if ((res = fs_meta_set_super(fs, "next_ino", v)) < 0)
+			return res;
+		meta_id_limit = meta_next_id + META_ID_CHUNK;
+	}
+	*id = meta_next_id++;
+	return 0;
+}
+
+/* Format 1 -> 2 in one transaction (see meta_schema_v2): the tables are
+ * copied, ids and inode numbers kept; the counter starts above every
+ * number format 1 used, its sqlite_sequence included. */
+int fs_meta_upgrade(struct fs *fs)
+{
+	static const char *const highest[] = {
+		"SELECT coalesce(max(ino), 0) FROM inodes",
+		"SELECT coalesce(max(id), 0) FROM dentries",
+		"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inodes'), 0)",
+	};
+	uint64_t next = 0, v;
+	char buf[24];
+	int res;
+
+	if ((res = fs_meta_exec(fs, "BEGIN")) < 0)
+		return res;
+	for (size_t i = 0; res == 0 && i < G_N_ELEMENTS(highest); i++)
+		if ((res = fs_meta_count(fs, highest[i], &v)) == 0)
+			next = MAX(next, v + 1);
+	snprintf(buf, sizeof(buf), "%" PRIu64, next);
+	if (res == 0)
+		res = fs_meta_exec(fs, "ALTER TABLE inodes RENAME TO inodes_v1;"
+				       "ALTER TABLE dentries RENAME TO dentries_v1;");
+	if (res == 0)
+		res = fs_meta_exec(fs, meta_schema_v2);
+	if (res == 0)
+		res = fs_meta_exec(fs,
+			"INSERT INTO inodes SELECT ino, gen, mode, uid, gid, nlink, rdev, size,"
+			" atime, mtime, ctime, btime, parent, rsv_pages, link, flags FROM inodes_v1;"
+			"INSERT INTO dentries(parent, name, id, ino)"
+			" SELECT parent, name, id, ino FROM dentries_v1;"
+			"DROP TABLE inodes_v1; DROP TABLE dentries_v1;");
+	if (res == 0 && (res = fs_meta_set_super(fs, "next_ino", buf)) == 0)
+		res = fs_meta_set_super(fs, "format", "2");
+	res = fs_meta_finish(fs, res);
+	if (res == 0)
+		meta_next_id = meta_id_limit = meta_id_committed = next;
+	return res;
 }
 
 void fs_meta_close(struct fs *fs)
@@ -182,6 +278,10 @@ int fs_meta_finish(struct fs *fs, int res)
 		res = fs_meta_exec(fs, "COMMIT");
 	if (res != 0 && !sqlite3_get_autocommit(fs->db))
 		fs_meta_exec(fs, "ROLLBACK");
+	if (res == 0)
+		meta_id_committed = meta_id_limit;
+	else
+		meta_id_limit = meta_id_committed;
 	return res;
 }
 
@@ -315,11 +415,14 @@ int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
 {
 	sqlite3_stmt *st = meta_stmt(fs,
 		"INSERT INTO inodes(gen, mode, uid, gid, nlink, rdev, size, atime, mtime,"
-		" ctime, btime, parent, rsv_pages, link) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0,?)");
+		" ctime, btime, parent, rsv_pages, link, ino) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)");
 	int res;
 
 	if (!st)
 		return -EIO;
+	if (in->ino == 0 && (res = fs_meta_new_id(fs, &in->ino)) < 0)
+		return res;
+	sqlite3_bind_int64(st, 14, in->ino);
 	sqlite3_bind_int64(st, 1, in->gen);
 	sqlite3_bind_int64(st, 2, in->mode);
 	sqlite3_bind_int64(st, 3, in->uid);
@@ -334,10 +437,7 @@ int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
 	sqlite3_bind_int64(st, 12, in->parent);
 	if (link)
 		sqlite3_bind_blob(st, 13, link, strlen(link), SQLITE_STATIC);
-	res = meta_step_done(fs, st);
-	if (res == 0)
-		in->ino = sqlite3_last_insert_rowid(fs->db);
-	return res;
+	return meta_step_done(fs, st);
 }
 
 int fs_meta_store_inode(struct fs *fs, struct fs_inode *in)
@@ -426,15 +526,22 @@ int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "lookup");
 }
 
-int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino, bool new_ino)
 {
-	sqlite3_stmt *st = meta_stmt(fs, "INSERT INTO dentries(parent, name, ino) VALUES(?,?,?)");
+	sqlite3_stmt *st = meta_stmt(fs, "INSERT INTO dentries(parent, name, id, ino) VALUES(?,?,?,?)");
+	uint64_t id = ino;
+	int res;
 
 	if (!st)
 		return -EIO;
+	/* an inode's first link takes its number as id: it was never
+	 * handed out before, so no dentry has it */
+	if (!new_ino && (res = fs_meta_new_id(fs, &id)) < 0)
+		return res;
 	sqlite3_bind_int64(st, 1, parent);
 	meta_bind_name(st, 2, name);
-	sqlite3_bind_int64(st, 3, ino);
+	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int64(st, 4, ino);
 	return meta_step_done(fs, st);
 }
 
@@ -477,14 +584,24 @@ int fs_meta_move(struct fs *fs, fuse_ino_t parent, const char *name,
 		 fuse_ino_t newparent, const char *newname)
 {
 	sqlite3_stmt *st = meta_stmt(fs,
-		"UPDATE dentries SET parent = ?, name = ? WHERE parent = ? AND name = ?");
+		"UPDATE dentries SET parent = ?, name = ?, id = coalesce(?, id)"
+		" WHERE parent = ? AND name = ?");
+	uint64_t id;
+	int res;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, newparent);
 	meta_bind_name(st, 2, newname);
-	sqlite3_bind_int64(st, 3, parent);
-	meta_bind_name(st, 4, name);
+	/* the same directory keeps its offset; another one needs an id that
+	 * is unique there */
+	if (newparent != parent) {
+		if ((res = fs_meta_new_id(fs, &id)) < 0)
+			return res;
+		sqlite3_bind_int64(st, 3, id);
+	}
+	sqlite3_bind_int64(st, 4, parent);
+	meta_bind_name(st, 5, name);
 	return meta_step_done(fs, st);
 }
 

@@ -544,6 +544,14 @@ int fs_main_mount(int argc, char *argv[])
 	}
 	if (fs_store_open(fs, a.store, a.o.ro, false) < 0)
 		goto out;
+	if (!fs->ro && fs->format < FS_FORMAT_VERSION) {
+		if ((res = fs_meta_upgrade(fs)) < 0) {
+			fprintf(stderr, "reservefs: %s: cannot upgrade the store to format %d: %s "
+				"(it is unchanged)\n", a.store, FS_FORMAT_VERSION, strerror(-res));
+			goto out;
+		}
+		fs->format = FS_FORMAT_VERSION;
+	}
 	if ((res = fs_store_load_params(fs, &fs->params)) < 0) {
 		fprintf(stderr, "reservefs: %s: corrupt superblock (%s)\n", a.store, strerror(-res));
 		goto out;

@@ -210,7 +210,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
 	in->has_xattrs = dir->has_xattrs;	/* default ACLs are inherited */
 	if (res == 0)
-		res = fs_meta_link(fs, parent, name, in->ino);
+		res = fs_meta_link(fs, parent, name, in->ino, true);
 	if (res == 0 && S_ISREG(in->mode)) {
 		/* kept: CREATE opens it next */
 		in->fd = fs_backing_create(fs, in->ino);
@@ -354,7 +354,7 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 		res = fs_meta_lookup(fs, newparent, newname, &old);
 		res = res == 0 ? -EEXIST : res == -ENOENT ? 0 : res;
 		if (res == 0)
-			res = fs_meta_link(fs, newparent, newname, ino);
+			res = fs_meta_link(fs, newparent, newname, ino, false);
 		if (res == 0) {
 			v[0]->nlink++;
 			v[0]->ctime = v[1]->mtime = v[1]->ctime = fs_now();
@@ -566,7 +566,7 @@ static int dir_whiteout(struct fs *fs, const struct fuse_ctx *ctx, struct fs_ino
 	w.gen = fs->generation;
 	if ((res = fs_meta_insert_inode(fs, &w, NULL)) < 0)
 		return res;
-	return fs_meta_link(fs, dir->ino, name, w.ino);
+	return fs_meta_link(fs, dir->ino, name, w.ino, true);
 }
 
 static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,

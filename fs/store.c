@@ -512,9 +512,11 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 			"(no format record)\n", store);
 		return -EINVAL;
 	}
-	if (strtol(v, NULL, 10) != FS_FORMAT_VERSION) {
+	/* format 1 is read as it is and upgraded by a read-write mount */
+	fs->format = strtol(v, NULL, 10);
+	if (fs->format < 1 || fs->format > FS_FORMAT_VERSION) {
 		fprintf(stderr, "reservefs: %s: store format version %s, this reservefs "
-			"reads version %d\n", store, v, FS_FORMAT_VERSION);
+			"reads versions 1 to %d\n", store, v, FS_FORMAT_VERSION);
 		g_free(v);
 		return -EPROTO;
 	}
@@ -624,9 +626,14 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 				PRIu64 ") is dangling%s", id, (uint64_t)parent, (uint64_t)ino,
 				fix ? ": removed" : "");
 			if (fix) {
-				char *sql = g_strdup_printf("DELETE FROM dentries WHERE id = %" PRId64, id);
-				fs_meta_exec(fs, sql);
-				g_free(sql);
+				sqlite3_stmt *del;
+
+				sqlite3_prepare_v2(fs->db, "DELETE FROM dentries WHERE parent = ? AND name = ?",
+						   -1, &del, NULL);
+				sqlite3_bind_int64(del, 1, parent);
+				sqlite3_bind_value(del, 2, sqlite3_column_value(st, 3));
+				sqlite3_step(del);
+				sqlite3_finalize(del);
 			}
 			continue;
 		}

@@ -4,6 +4,7 @@
 import hashlib
 import os
 import socket
+import sqlite3
 import stat
 
 import pytest
@@ -175,5 +176,130 @@ def test_fsck_clean_after_workout(fsf, mode):
         if i % 5 == 0:
             os.unlink(p)
     m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.timeout(120)
+def test_inode_numbers_never_reused(fsf):
+    """Numbers are handed out from a counter kept in the store a chunk at a
+    time: neither deleting the newest files, nor a remount, nor a SIGKILL
+    past a chunk boundary brings a number back."""
+    m = fsf.new(size='16M', nr_inodes=4000)
+    inos = []
+    for i in range(1100):       # past the first chunk of 1024
+        fd = os.open(m.path('f%d' % i), os.O_CREAT | os.O_WRONLY, 0o644)
+        inos.append(os.fstat(fd).st_ino)
+        os.close(fd)
+    assert len(set(inos)) == len(inos)
+    top = max(inos)
+    for i in range(500, 1100):  # the newest go
+        os.unlink(m.path('f%d' % i))
+    with open(m.path('after-unlink'), 'w'):
+        pass
+    assert os.stat(m.path('after-unlink')).st_ino > top
+    top = os.stat(m.path('after-unlink')).st_ino
+    m.remount()
+    os.mkdir(m.path('after-remount'))
+    assert os.stat(m.path('after-remount')).st_ino > top
+    top = os.stat(m.path('after-remount')).st_ino
+    m.kill()
+    m.umount_dead()
+    m.mount()
+    os.symlink('x', m.path('after-kill'))
+    assert os.lstat(m.path('after-kill')).st_ino > top
+    assert sorted(os.listdir(m.mnt)) == sorted(
+        ['f%d' % i for i in range(500)] + ['after-unlink', 'after-remount', 'after-kill'])
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def make_format1(db, seq):
+    """Turns a cleanly unmounted format 2 store into the format 1 layout
+    (AUTOINCREMENT inodes, rowid dentries with two indexes), as reservefs
+    before 2026-11-22 made it, with sqlite_sequence at @seq."""
+    con = sqlite3.connect(db, isolation_level=None)
+    con.executescript('''
+        BEGIN;
+        CREATE TABLE inodes_v1(ino INTEGER PRIMARY KEY AUTOINCREMENT,
+          gen INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,
+          gid INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,
+          size INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,
+          ctime INTEGER NOT NULL, btime INTEGER NOT NULL, parent INTEGER NOT NULL,
+          rsv_pages INTEGER NOT NULL DEFAULT 0, link BLOB, flags INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO inodes_v1 SELECT * FROM inodes;
+        DROP TABLE inodes;
+        ALTER TABLE inodes_v1 RENAME TO inodes;
+        CREATE TABLE dentries_v1(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,
+          name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));
+        INSERT INTO dentries_v1(id, parent, name, ino)
+          SELECT id, parent, name, ino FROM dentries ORDER BY id;
+        DROP TABLE dentries;
+        ALTER TABLE dentries_v1 RENAME TO dentries;
+        CREATE INDEX dentries_parent ON dentries(parent);
+        DELETE FROM super WHERE key = 'next_ino';
+        UPDATE super SET value = '1' WHERE key = 'format';
+        COMMIT;''')
+    con.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'inodes'", (seq,))
+    con.close()
+
+
+def store_schema(db):
+    con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+    try:
+        fmt = con.execute("SELECT value FROM super WHERE key = 'format'").fetchone()[0]
+        sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'dentries'").fetchone()[0]
+        return fmt, sql
+    finally:
+        con.close()
+
+
+@pytest.mark.timeout(180)
+def test_format1_store_upgraded_by_mount(fsf):
+    m = fsf.new(size='64M')
+    build_tree(m)
+    contents = snapshot_contents(m.mnt)
+    stats = snapshot_stats(m.mnt)
+    listing = {d: os.listdir(m.path(d)) for d in ('', 'a', 'a/b')}
+    m.umount()
+    db = os.path.join(m.store, 'meta.db')
+    make_format1(db, seq=5000)      # numbers up to 5000 were used once
+    assert store_schema(db)[0] == '1'
+    p = m.fsck()                    # read as it is, left as it is
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert store_schema(db)[0] == '1'
+    m.mount(opts='ro')              # a read-only mount reads it, unchanged
+    assert snapshot_contents(m.mnt) == contents
+    m.umount()
+    assert store_schema(db)[0] == '1'
+
+    m.mount(opts='')
+    assert {d: os.listdir(m.path(d)) for d in ('', 'a', 'a/b')} == listing
+    stats2 = snapshot_stats(m.mnt)
+    for k in stats:
+        assert stats2[k]['ino'] == stats[k]['ino'], k
+        assert stats2[k]['size'] == stats[k]['size'], k
+    assert snapshot_contents(m.mnt) == contents
+    # new numbers start above everything format 1 handed out; links and
+    # moves into a directory get offsets that readdir keeps apart
+    with open(m.path('a', 'new'), 'wb') as f:
+        f.write(b'new')
+    assert os.stat(m.path('a', 'new')).st_ino > 5000
+    os.link(m.path('a', 'new'), m.path('a', 'b', 'new-link'))
+    os.rename(m.path('a', 'f12'), m.path('a', 'b', 'f12-moved'))
+    os.rename(m.path('a', 'f13'), m.path('a', 'f13-renamed'))
+    want_b = sorted(listing['a/b'] + ['new-link', 'f12-moved'])
+    want_a = sorted([n for n in listing['a'] if n not in ('f12', 'f13')] + ['new', 'f13-renamed'])
+    assert sorted(os.listdir(m.path('a', 'b'))) == want_b
+    assert sorted(os.listdir(m.path('a'))) == want_a
+    m.remount()
+    assert sorted(os.listdir(m.path('a', 'b'))) == want_b
+    assert sorted(os.listdir(m.path('a'))) == want_a
+    with open(m.path('a', 'b', 'new-link'), 'rb') as f:
+        assert f.read() == b'new'
+    m.umount()
+    fmt, sql = store_schema(db)
+    assert fmt == '2' and 'WITHOUT ROWID' in sql
     p = m.fsck()
     assert p.returncode == 0, p.stdout + p.stderr
