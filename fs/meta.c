@@ -216,8 +216,9 @@ int fs_meta_upgrade(struct fs *fs)
 	static const char *const highest[] = {
 		"SELECT coalesce(max(ino), 0) FROM inodes",
 		"SELECT coalesce(max(id), 0) FROM dentries",
-		"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inodes'), 0)",
 	};
+	static const char sequence[] =
+		"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inodes'), 0)";
 	uint64_t next = 0, v;
 	char buf[24];
 	int res;
@@ -227,6 +228,11 @@ int fs_meta_upgrade(struct fs *fs)
 	for (size_t i = 0; res == 0 && i < G_N_ELEMENTS(highest); i++)
 		if ((res = fs_meta_count(fs, highest[i], &v)) == 0)
 			next = MAX(next, v + 1);
+	if (res == 0)
+		res = fs_meta_count(fs, "SELECT count(*) FROM sqlite_master"
+				    " WHERE name = 'sqlite_sequence'", &v);
+	if (res == 0 && v > 0 && (res = fs_meta_count(fs, sequence, &v)) == 0)
+		next = MAX(next, v + 1);
 	snprintf(buf, sizeof(buf), "%" PRIu64, next);
 	if (res == 0)
 		res = fs_meta_exec(fs, "ALTER TABLE inodes RENAME TO inodes_v1;"
