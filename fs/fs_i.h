@@ -140,6 +140,9 @@ int fs_meta_finish(struct fs *fs, int res);	/* the same, keeping db_lock */
 int fs_meta_exec(struct fs *fs, const char *sql);	/* db_lock held */
 int fs_meta_sync(struct fs *fs);		/* durable commit of everything so far */
 int fs_meta_new_id(struct fs *fs, uint64_t *id);	/* a number never handed out; in a transaction */
+/* Writes down exactly where that counter stands (mkfs, clean unmount), so
+ * the next mount goes on from there rather than from the end of its chunk */
+int fs_meta_save_next_id(struct fs *fs);
 int fs_meta_upgrade(struct fs *fs);		/* format 1 -> 2 */
 int fs_meta_get_super(struct fs *fs, const char *key, char **val);
 int fs_meta_set_super(struct fs *fs, const char *key, const char *val);

@@ -208,6 +208,20 @@ int fs_meta_new_id(struct fs *fs, uint64_t *id)
 	return 0;
 }
 
+int fs_meta_save_next_id(struct fs *fs)
+{
+	char v[24];
+	int res;
+
+	if (meta_next_id == 0)
+		return 0;
+	snprintf(v, sizeof(v), "%" PRIu64, meta_next_id);
+	res = fs_meta_set_super(fs, "next_ino", v);
+	if (res == 0)
+		meta_id_limit = meta_id_committed = meta_next_id;
+	return res;
+}
+
 /* Format 1 -> 2 in one transaction (see meta_schema_v2): the tables are
  * copied, ids and inode numbers kept; the counter starts above every
  * number format 1 used, its sqlite_sequence included. */

@@ -651,6 +651,7 @@ out_destroy:
 		fs_backing_reaper_stop(fs);
 		if (!fs->ro) {
 			g_mutex_lock(&fs->db_lock);
+			fs_meta_save_next_id(fs);
 			fs_meta_set_super(fs, "clean", "1");
 			g_mutex_unlock(&fs->db_lock);
 			fs_meta_sync(fs);

@@ -170,6 +170,7 @@ int fs_main_mkfs(int argc, char *argv[])
 	    fs_meta_set_super(&fs, "generation", "1") < 0 ||
 	    fs_meta_set_super(&fs, "syncs", "0") < 0 ||
 	    fs_meta_insert_inode(&fs, &root, NULL) < 0 || root.ino != FS_ROOT_INO ||
+	    fs_meta_save_next_id(&fs) < 0 ||
 	    fs_meta_exec(&fs, "COMMIT") < 0 || fs_meta_sync(&fs) < 0) {
 		fprintf(stderr, "reservefs mkfs: %s: cannot write meta.db\n", store);
 		goto out_close;
