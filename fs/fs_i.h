@@ -225,6 +225,7 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in);
 void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st);
 void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e);
 int64_t fs_now(void);
+void fs_ns_to_ts(int64_t ns, struct timespec *ts);	/* our ns times to a timespec */
 void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
 /* relatime: a read updates atime when it is not newer than mtime/ctime or a
  * day old.  Takes in->lock only when an update is due. */

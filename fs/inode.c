@@ -57,7 +57,7 @@ void fs_inode_accessed(struct fs *fs, struct fs_inode *in)
 	g_mutex_unlock(&in->lock);
 }
 
-static void ns_to_ts(int64_t ns, struct timespec *ts)
+void fs_ns_to_ts(int64_t ns, struct timespec *ts)
 {
 	ts->tv_sec = ns / 1000000000;
 	ts->tv_nsec = ns % 1000000000;
@@ -83,9 +83,9 @@ void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *s
 	st->st_blocks = S_ISREG(in->mode) ? rsv << (RSV_PAGE_SHIFT - 9) : 0;
 	if (S_ISDIR(in->mode))
 		st->st_blocks = 8;
-	ns_to_ts(in->atime, &st->st_atim);
-	ns_to_ts(in->mtime, &st->st_mtim);
-	ns_to_ts(in->ctime, &st->st_ctim);
+	fs_ns_to_ts(in->atime, &st->st_atim);
+	fs_ns_to_ts(in->mtime, &st->st_mtim);
+	fs_ns_to_ts(in->ctime, &st->st_ctim);
 }
 
 void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e)

@@ -82,14 +82,10 @@ bool fs_io_req_kill(void)
 	return io_kill;
 }
 
-static void io_sx_time(int64_t ns, struct io_sx_time *t)
+static void io_sx_time(const struct timespec *ts, struct io_sx_time *t)
 {
-	t->tv_sec = ns / 1000000000;
-	t->tv_nsec = ns % 1000000000;
-	if (ns % 1000000000 < 0) {
-		t->tv_nsec = ns % 1000000000 + 1000000000;
-		t->tv_sec--;
-	}
+	t->tv_sec = ts->tv_sec;
+	t->tv_nsec = ts->tv_nsec;
 }
 
 /* Answers a FUSE_STATX request on @fd: what GETATTR says, plus btime (and
@@ -101,13 +97,14 @@ static void io_statx(int fd, const struct fuse_in_header *h)
 	struct iovec iov[2] = { { &oh, sizeof(oh) }, { &out, sizeof(out) } };
 	struct fs_inode *in;
 	struct stat st;
+	struct timespec btime;
 	int res = fs_inode_get(io_fs, h->nodeid, &in);
 
 	memset(&out, 0, sizeof(out));
 	if (res == 0) {
 		g_mutex_lock(&in->lock);
 		fs_inode_fill_stat(io_fs, in, &st);
-		io_sx_time(in->btime, &out.stat.btime);
+		fs_ns_to_ts(in->btime, &btime);
 		out.stat.attributes = in->flags & (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND |
 						   STATX_ATTR_NODUMP);
 		g_mutex_unlock(&in->lock);
@@ -124,9 +121,10 @@ static void io_statx(int fd, const struct fuse_in_header *h)
 		out.stat.ino = st.st_ino;
 		out.stat.size = st.st_size;
 		out.stat.blocks = st.st_blocks;
-		io_sx_time((int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec, &out.stat.atime);
-		io_sx_time((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, &out.stat.mtime);
-		io_sx_time((int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec, &out.stat.ctime);
+		io_sx_time(&st.st_atim, &out.stat.atime);
+		io_sx_time(&btime, &out.stat.btime);
+		io_sx_time(&st.st_mtim, &out.stat.mtime);
+		io_sx_time(&st.st_ctim, &out.stat.ctime);
 		out.stat.rdev_major = major(st.st_rdev);
 		out.stat.rdev_minor = minor(st.st_rdev);
 		oh.len = sizeof(oh) + sizeof(out);
