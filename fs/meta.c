@@ -395,40 +395,40 @@ static void meta_fill_inode(sqlite3_stmt *st, struct fs_inode *in)
 	in->flags = sqlite3_column_int64(st, 15);
 }
 
-int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
+/* Steps a query for one row of META_INODE_COLS into @in: 0, -ENOENT when
+ * there is none, or the failure. */
+static int meta_step_inode(struct fs *fs, sqlite3_stmt *st, struct fs_inode *in, const char *what)
 {
-	sqlite3_stmt *st = meta_stmt(fs, "SELECT " META_INODE_COLS " FROM inodes i WHERE i.ino = ?");
-	int rc;
+	int rc = sqlite3_step(st);
 
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, ino);
-	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		meta_fill_inode(st, in);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "load inode");
+	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, what);
+}
+
+int fs_meta_load_inode(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
+{
+	sqlite3_stmt *st = meta_stmt(fs, "SELECT " META_INODE_COLS " FROM inodes i WHERE i.ino = ?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	return meta_step_inode(fs, st, in, "load inode");
 }
 
 int fs_meta_lookup_load(struct fs *fs, fuse_ino_t parent, const char *name, struct fs_inode *in)
 {
 	sqlite3_stmt *st = meta_stmt(fs, "SELECT " META_INODE_COLS " FROM dentries d"
 				     " JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?");
-	int rc;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, parent);
 	meta_bind_name(st, 2, name);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		meta_fill_inode(st, in);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "lookup");
+	return meta_step_inode(fs, st, in, "lookup");
 }
 
 int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
