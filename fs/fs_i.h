@@ -231,6 +231,9 @@ void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
  * day old.  Takes in->lock only when an update is due. */
 void fs_inode_accessed(struct fs *fs, struct fs_inode *in);
 void fs_inode_free_data(struct fs *fs, struct fs_inode *in);
+/* fsync/fdatasync of a file, fsync of a directory: its data (files), its
+ * times unless @datasync, then everything committed to SQLite so far. */
+int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */

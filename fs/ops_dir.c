@@ -223,9 +223,14 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	}
 	if (res == 0) {
 		dir->mtime = dir->ctime = in->ctime;
-		if (S_ISDIR(in->mode))
+		if (S_ISDIR(in->mode)) {
 			dir->nlink++;
-		res = fs_meta_store_inode(fs, dir);
+			res = fs_meta_store_inode(fs, dir);
+		} else {
+			/* times only: like a file's, they reach SQLite at fsync,
+			 * eviction or unmount (one page less in this commit) */
+			dir->attr_dirty = true;
+		}
 	}
 	res = fs_meta_finish(fs, res);
 	if (res == 0)
@@ -457,9 +462,12 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 			res = dir_drop_link(fs, v[1], now);
 		if (res == 0) {
 			v[0]->mtime = v[0]->ctime = now;
-			if (isdir)
+			if (isdir) {
 				v[0]->nlink--;
-			res = fs_meta_store_inode(fs, v[0]);
+				res = fs_meta_store_inode(fs, v[0]);
+			} else {
+				v[0]->attr_dirty = true;	/* times only, as in create */
+			}
 		}
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
@@ -668,7 +676,16 @@ static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 static void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			   struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -fs_meta_sync(FS(req)));
+	struct fs *fs = FS(req);
+	struct fs_inode *dir;
+	int res = fs_inode_get(fs, ino, &dir);
+
+	/* its entries are in SQLite already; its times may not be */
+	if (res == 0) {
+		res = fs_inode_fsync(fs, dir, false);
+		fs_inode_put(fs, dir);
+	}
+	fuse_reply_err(req, -res);
 }
 
 /* Adds one entry; returns false when the buffer is full. */

@@ -183,29 +183,9 @@ static void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *
 		fuse_reply_write(req, res);
 }
 
-static int file_do_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
-{
-	int res = 0;
-
-	g_mutex_lock(&in->lock);
-	if (in->fd >= 0 && !fs->ro)
-		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
-	/* fdatasync: the size lives in the backing file; times can wait */
-	if (res == 0 && !datasync && in->attr_dirty && !fs->ro) {
-		g_mutex_lock(&fs->db_lock);
-		res = fs_meta_store_inode(fs, in);
-		g_mutex_unlock(&fs->db_lock);
-	}
-	g_mutex_unlock(&in->lock);
-	/* the inode row, its name and everything committed before them */
-	if (res == 0)
-		res = fs_meta_sync(fs);
-	return res;
-}
-
 static void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -file_do_fsync(FS(req), file_inode(fi), datasync));
+	fuse_reply_err(req, -fs_inode_fsync(FS(req), file_inode(fi), datasync));
 }
 
 static int file_do_fallocate(struct fs *fs, fuse_req_t req, struct fs_inode *in, int mode,

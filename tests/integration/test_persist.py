@@ -308,3 +308,39 @@ def test_format1_store_upgraded_by_mount(fsf):
     assert fmt == '2' and 'WITHOUT ROWID' in sql
     p = m.fsck()
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.timeout(120)
+def test_directory_times_after_fsync_and_sigkill(fsf):
+    """A create or unlink commits the entry at once; the directory's new
+    mtime/ctime, like a file's times, reach the store at fsync (here of the
+    directory), eviction or unmount. After fsync and SIGKILL both are there;
+    entries made after the fsync survive the kill too."""
+    m = fsf.new(size='4M')
+    os.mkdir(m.path('d'))
+    for n in ('a', 'b'):
+        with open(m.path('d', n), 'w'):
+            pass
+    os.unlink(m.path('d', 'a'))
+    fd = os.open(m.path('d'), os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
+    st = os.stat(m.path('d'))
+    with open(m.path('d', 'c'), 'w'):      # after the fsync: entry durable, times need not be
+        pass
+    m.kill()
+    m.umount_dead()
+    m.mount()
+    assert sorted(os.listdir(m.path('d'))) == ['b', 'c']
+    st2 = os.stat(m.path('d'))
+    assert st2.st_mtime_ns >= st.st_mtime_ns and st2.st_ctime_ns >= st.st_ctime_ns
+    # a clean remount stores what fsync did not
+    with open(m.path('d', 'e'), 'w'):
+        pass
+    st3 = os.stat(m.path('d'))
+    m.remount()
+    st4 = os.stat(m.path('d'))
+    assert (st4.st_mtime_ns, st4.st_ctime_ns) == (st3.st_mtime_ns, st3.st_ctime_ns)
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
