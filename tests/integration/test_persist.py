@@ -344,3 +344,29 @@ def test_directory_times_after_fsync_and_sigkill(fsf):
     m.umount()
     p = m.fsck()
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_fsck_repairs_dangling_dentry(fsf):
+    """A dentry whose inode row is gone (damage from outside): fsck reports
+    it, --repair removes that entry and nothing else, and the store mounts."""
+    m = fsf.new(size='4M')
+    os.mkdir(m.path('d'))
+    for n in ('keep', 'lost'):
+        with open(m.path('d', n), 'w') as f:
+            f.write(n)
+    lost = os.stat(m.path('d', 'lost')).st_ino
+    m.umount()
+    con = sqlite3.connect(os.path.join(m.store, 'meta.db'))
+    con.execute('DELETE FROM inodes WHERE ino = ?', (lost,))
+    con.commit()
+    con.close()
+    p = m.fsck()
+    assert p.returncode != 0 and 'dangling' in p.stdout + p.stderr, p.stdout + p.stderr
+    p = m.fsck(repair=True)
+    assert 'removed' in p.stdout + p.stderr, p.stdout + p.stderr
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+    m.mount()
+    assert os.listdir(m.path('d')) == ['keep']
+    with open(m.path('d', 'keep')) as f:
+        assert f.read() == 'keep'
