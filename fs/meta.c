@@ -81,8 +81,6 @@ static int meta_fail(struct fs *fs, int rc, const char *what)
 	return meta_errno(rc);
 }
 
-static void meta_load_next_id(struct fs *fs);
-
 static sqlite3_stmt *meta_stmt(struct fs *fs, const char *sql)
 {
 	sqlite3_stmt *st = g_hash_table_lookup(meta_stmts, sql);
@@ -143,6 +141,16 @@ const char *fs_meta_errmsg(struct fs *fs)
 	return fs->db ? sqlite3_errmsg(fs->db) : "cannot open";
 }
 
+/* Format 1 stores have no "next_ino" yet: fs_meta_upgrade makes it. */
+static void meta_load_next_id(struct fs *fs)
+{
+	char *v = NULL;
+
+	if (fs_meta_get_super(fs, "next_ino", &v) == 0)
+		meta_next_id = meta_id_limit = meta_id_committed = g_ascii_strtoull(v, NULL, 10);
+	g_free(v);
+}
+
 int fs_meta_open(struct fs *fs, bool create)
 {
 	char *path = g_build_filename(fs->store, "meta.db", NULL);
@@ -179,16 +187,6 @@ int fs_meta_open(struct fs *fs, bool create)
 		meta_exec_quiet(fs, "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0");
 	meta_load_next_id(fs);
 	return 0;
-}
-
-/* Format 1 stores have no "next_ino" yet: fs_meta_upgrade makes it. */
-static void meta_load_next_id(struct fs *fs)
-{
-	char *v = NULL;
-
-	if (fs_meta_get_super(fs, "next_ino", &v) == 0)
-		meta_next_id = meta_id_limit = meta_id_committed = g_ascii_strtoull(v, NULL, 10);
-	g_free(v);
 }
 
 int fs_meta_new_id(struct fs *fs, uint64_t *id)
