@@ -143,6 +143,18 @@ struct dir_new {
 	fuse_ino_t link_ino;	/* hard links: the existing inode */
 };
 
+/* A directory whose entries changed in this transaction (lock held, its
+ * times set): a new link count goes to SQLite with the entries; new times
+ * alone stay in memory like a file's, stored at fsync, eviction or unmount,
+ * which keeps the directory's row out of the commit. */
+static int dir_save(struct fs *fs, struct fs_inode *dir, uint32_t nlink_before)
+{
+	if (dir->nlink != nlink_before)
+		return fs_meta_store_inode(fs, dir);
+	dir->attr_dirty = true;
+	return 0;
+}
+
 /* Creates @name in @parent.  The new inode is in the table with nref 1 and
  * its entry in *e; the caller replies and adds the lookup count. */
 static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -222,15 +234,12 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		}
 	}
 	if (res == 0) {
+		uint32_t nlink = dir->nlink;
+
 		dir->mtime = dir->ctime = in->ctime;
-		if (S_ISDIR(in->mode)) {
+		if (S_ISDIR(in->mode))
 			dir->nlink++;
-			res = fs_meta_store_inode(fs, dir);
-		} else {
-			/* times only: like a file's, they reach SQLite at fsync,
-			 * eviction or unmount (one page less in this commit) */
-			dir->attr_dirty = true;
-		}
+		res = dir_save(fs, dir, nlink);
 	}
 	res = fs_meta_finish(fs, res);
 	if (res == 0)
@@ -366,7 +375,7 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 			res = fs_meta_store_inode(fs, v[0]);
 		}
 		if (res == 0)
-			res = fs_meta_store_inode(fs, v[1]);
+			res = dir_save(fs, v[1], v[1]->nlink);
 		res = fs_meta_commit(fs, res);
 		if (res < 0) {
 			g_mutex_lock(&fs->db_lock);
@@ -461,13 +470,12 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		if (res == 0)
 			res = dir_drop_link(fs, v[1], now);
 		if (res == 0) {
+			uint32_t nlink = v[0]->nlink;
+
 			v[0]->mtime = v[0]->ctime = now;
-			if (isdir) {
+			if (isdir)
 				v[0]->nlink--;
-				res = fs_meta_store_inode(fs, v[0]);
-			} else {
-				v[0]->attr_dirty = true;	/* times only, as in create */
-			}
+			res = dir_save(fs, v[0], nlink);
 		}
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
@@ -501,6 +509,7 @@ static int dir_rename_locked(struct fs *fs, struct fs_inode *sp, const char *nam
 			     struct fs_inode *dp, const char *newname,
 			     struct fs_inode *src, struct fs_inode *dst, unsigned flags)
 {
+	uint32_t sp_nlink = sp->nlink, dp_nlink = dp->nlink;
 	int64_t now = fs_now();
 	int res;
 
@@ -552,9 +561,9 @@ static int dir_rename_locked(struct fs *fs, struct fs_inode *sp, const char *nam
 	}
 	sp->mtime = sp->ctime = dp->mtime = dp->ctime = now;
 	if ((res = fs_meta_store_inode(fs, src)) < 0 ||
-	    (res = fs_meta_store_inode(fs, sp)) < 0)
+	    (res = dir_save(fs, sp, sp_nlink)) < 0)
 		return res;
-	return sp == dp ? 0 : fs_meta_store_inode(fs, dp);
+	return sp == dp ? 0 : dir_save(fs, dp, dp_nlink);
 }
 
 /* RENAME_WHITEOUT: a character device 0:0 takes the source's name (what

@@ -322,6 +322,10 @@ def test_directory_times_after_fsync_and_sigkill(fsf):
         with open(m.path('d', n), 'w'):
             pass
     os.unlink(m.path('d', 'a'))
+    with open(m.path('outside'), 'w'):
+        pass
+    os.link(m.path('outside'), m.path('d', 'hard'))     # link and rename: the same rule
+    os.rename(m.path('outside'), m.path('d', 'moved'))
     fd = os.open(m.path('d'), os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
     os.close(fd)
@@ -331,7 +335,8 @@ def test_directory_times_after_fsync_and_sigkill(fsf):
     m.kill()
     m.umount_dead()
     m.mount()
-    assert sorted(os.listdir(m.path('d'))) == ['b', 'c']
+    assert sorted(os.listdir(m.path('d'))) == ['b', 'c', 'hard', 'moved']
+    assert os.stat(m.path('d', 'hard')).st_nlink == 2
     st2 = os.stat(m.path('d'))
     assert st2.st_mtime_ns >= st.st_mtime_ns and st2.st_ctime_ns >= st.st_ctime_ns
     # a clean remount stores what fsync did not
