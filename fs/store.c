@@ -625,16 +625,8 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 			problem(report, problems, "dentry %" PRId64 " (parent %" PRIu64 ", inode %"
 				PRIu64 ") is dangling%s", id, (uint64_t)parent, (uint64_t)ino,
 				fix ? ": removed" : "");
-			if (fix) {
-				sqlite3_stmt *del;
-
-				sqlite3_prepare_v2(fs->db, "DELETE FROM dentries WHERE parent = ? AND name = ?",
-						   -1, &del, NULL);
-				sqlite3_bind_int64(del, 1, parent);
-				sqlite3_bind_value(del, 2, sqlite3_column_value(st, 3));
-				sqlite3_step(del);
-				sqlite3_finalize(del);
-			}
+			if (fix)
+				fs_meta_unlink(fs, parent, (const char *)sqlite3_column_text(st, 3));
 			continue;
 		}
 		r->links++;
