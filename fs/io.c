@@ -138,22 +138,6 @@ static void io_statx(int fd, const struct fuse_in_header *h)
 		g_debug("statx reply: %s", strerror(errno));
 }
 
-static ssize_t io_classify(void *buf, ssize_t n);
-
-static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
-{
-	ssize_t n = read(fd, buf, len);
-	const struct fuse_in_header *h = buf;
-
-	/* answered here; the next request is libfuse's */
-	while (n >= (ssize_t)(sizeof(*h) + sizeof(struct io_statx_in)) &&
-	       h->opcode == IO_FUSE_STATX) {
-		io_statx(fd, h);
-		n = read(fd, buf, len);
-	}
-	return io_classify(buf, n);
-}
-
 /* Notes what the handler needs from the raw request (see the top). */
 static ssize_t io_classify(void *buf, ssize_t n)
 {
@@ -182,6 +166,21 @@ static ssize_t io_classify(void *buf, ssize_t n)
 	}
 	return n;
 }
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+	const struct fuse_in_header *h = buf;
+
+	/* answered here; the next request is libfuse's */
+	while (n >= (ssize_t)(sizeof(*h) + sizeof(struct io_statx_in)) &&
+	       h->opcode == IO_FUSE_STATX) {
+		io_statx(fd, h);
+		n = read(fd, buf, len);
+	}
+	return io_classify(buf, n);
+}
+
 
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
