@@ -4,6 +4,7 @@
 usage: report.py RESULTS.tsv META.env OUT.md
 """
 import csv
+import math
 import statistics
 import sys
 from collections import OrderedDict, defaultdict
@@ -46,18 +47,21 @@ def load_meta(path):
 
 
 def collect(rows):
-    """-> OrderedDict[(workload, metric)] -> {'unit','better','vals':{sys:[..]},'fails':{sys:[notes]}}"""
+    """-> OrderedDict[(workload, metric)] -> {'unit','better','vals':{sys:[..]},
+    'byrep':{sys:{rep:value}},'fails':{sys:[notes]}}"""
     data = OrderedDict()
     for r in rows:
         if r["metric"] == "run":
             continue
         key = (r["workload"], r["metric"])
         d = data.setdefault(key, {"unit": r["unit"], "better": r["better"],
-                                  "vals": defaultdict(list), "fails": defaultdict(list)})
+                                  "vals": defaultdict(list), "byrep": defaultdict(dict),
+                                  "fails": defaultdict(list)})
         if r["value"] == "FAIL" or r["value"] == "":
             d["fails"][r["system"]].append(r["note"] or "failed")
         else:
             d["vals"][r["system"]].append(float(r["value"]))
+            d["byrep"][r["system"]][r["rep"]] = float(r["value"])
     return data
 
 
@@ -84,6 +88,34 @@ def overlap(d, a, b):
     if not va or not vb or len(va) < 2 or len(vb) < 2:
         return False
     return max(va) >= min(vb) and max(vb) >= min(va)
+
+
+def paired(d, a, b):
+    """Ratios a/b repetition by repetition: the runs of one repetition follow each
+    other within a minute or two, so slow drifts of the disk cancel out."""
+    ra, rb = d["byrep"].get(a, {}), d["byrep"].get(b, {})
+    return [ra[k] / rb[k] for k in sorted(ra, key=int) if k in rb and rb[k]]
+
+
+def sign_p(k, n):
+    """Two-sided sign test: the chance of k or more of n repetitions on one side
+    (or as many on the other) if both systems were equally fast."""
+    if n == 0:
+        return 1.0
+    k = max(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def verdict(rs, target, better):
+    """'ahead' / 'behind' when a sign test over the repetitions says so at 5%,
+    else 'tie'; ahead means better than target (higher, or lower for RSS)."""
+    up = sum(1 for r in rs if (r > target if better == "higher" else r < target))
+    down = sum(1 for r in rs if (r < target if better == "higher" else r > target))
+    n = up + down
+    if n and sign_p(up, n) < 0.05:
+        return ("ahead" if up > down else "behind"), up, len(rs)
+    return "tie", up, len(rs)
 
 
 def ratios(data):
@@ -150,6 +182,40 @@ def main():
             if all(c == "–" for c in cells):
                 continue
             L.append(f"| {w} | {m} | {d['better']} | " + " | ".join(cells) + " |")
+        L.append("")
+
+    # paired ratios, with a sign test against each target
+    targets = [("reservefs-eof", "passthrough_ll", 1.0), ("reservefs-write", "passthrough_ll", 1.0),
+               ("reservefs-eof", "native", 0.9), ("reservefs-write", "native", 0.9)]
+    prow = []
+    for (w, m), d in data.items():
+        cells = []
+        for a, b, t in targets:
+            if b == "native" and w != "seqread":
+                cells.append("–")
+                continue
+            rs = paired(d, a, b)
+            if len(rs) < 3:
+                cells.append("–")
+                continue
+            v, up, n = verdict(rs, t, d["better"])
+            cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
+                         f"{up}/{n} ≥ {t:g}: **{v}**" if d["better"] == "higher" else
+                         f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
+                         f"{up}/{n} < {t:g}: **{v}**")
+        if any(c != "–" for c in cells):
+            prow.append(f"| {w} | {m} | " + " | ".join(cells) + " |")
+    if prow:
+        L.append("## Paired ratios and targets\n")
+        L.append("The same ratios taken repetition by repetition (each repetition runs every "
+                 "system back to back), their median and range, how many repetitions met the "
+                 "target (≥ 1.0 against passthrough_ll; sequential read ≥ 0.9 of native), and a "
+                 "two-sided sign test at 5%: **ahead** / **behind** when the repetitions fall "
+                 "on one side of the target more often than chance allows, **tie** when this "
+                 "run cannot tell.\n")
+        L.append("| workload | metric | " + " | ".join(f"{a} / {b} (target {t:g})" for a, b, t in targets) + " |")
+        L.append("|---|---|" + "---|" * len(targets))
+        L.extend(prow)
         L.append("")
 
     L.append("## Medians (min – max)\n")
