@@ -65,6 +65,12 @@ def collect(rows):
     return data
 
 
+def head(L, cols, right):
+    """Header and alignment rows of a table: @cols, the last @right of them right-aligned."""
+    L.append("| " + " | ".join(cols) + " |")
+    L.append("|" + "---|" * (len(cols) - right) + "---:|" * right)
+
+
 def fmt(v, unit):
     if unit == "KiB":
         return f"{v / 1024:.1f} MiB"
@@ -170,8 +176,7 @@ def main():
                          "passthrough_ll / native"] if any(r[3] == p for r in rs)]
     if pairs:
         L.append("## Ratios (medians)\n")
-        L.append("| workload | metric | better | " + " | ".join(pairs) + " |")
-        L.append("|---|---|---|" + "---:|" * len(pairs))
+        head(L, ["workload", "metric", "better"] + pairs, len(pairs))
         for (w, m), d in data.items():
             cells = []
             for p in pairs:
@@ -199,10 +204,9 @@ def main():
                 cells.append("–")
                 continue
             v, up, n = verdict(rs, t, d["better"])
+            met = "≥" if d["better"] == "higher" else "<"
             cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
-                         f"{up}/{n} ≥ {t:g}: **{v}**" if d["better"] == "higher" else
-                         f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
-                         f"{up}/{n} < {t:g}: **{v}**")
+                         f"{up}/{n} {met} {t:g}: **{v}**")
         if any(c != "–" for c in cells):
             prow.append(f"| {w} | {m} | " + " | ".join(cells) + " |")
     if prow:
@@ -213,14 +217,12 @@ def main():
                  "two-sided sign test at 5%: **ahead** / **behind** when the repetitions fall "
                  "on one side of the target more often than chance allows, **tie** when this "
                  "run cannot tell.\n")
-        L.append("| workload | metric | " + " | ".join(f"{a} / {b} (target {t:g})" for a, b, t in targets) + " |")
-        L.append("|---|---|" + "---|" * len(targets))
+        head(L, ["workload", "metric"] + [f"{a} / {b} (target {t:g})" for a, b, t in targets], 0)
         L.extend(prow)
         L.append("")
 
     L.append("## Medians (min – max)\n")
-    L.append("| workload | metric | unit | " + " | ".join(present) + " |")
-    L.append("|---|---|---|" + "---:|" * len(present))
+    head(L, ["workload", "metric", "unit"] + present, len(present))
     for (w, m), d in data.items():
         cells = []
         for s in present:
@@ -248,8 +250,8 @@ def main():
                  "costs; `mmap_dirty_max=0` leaves the kernel's dirty pages of the mount unbounded; "
                  "`bench_no_reserve` bypasses the reservation bookkeeping on write, so the "
                  "ratio is what that bookkeeping costs (1.00 = nothing).\n")
-        L.append("| workload | metric | variant | median (min – max) | reservefs-eof | variant / reservefs-eof |")
-        L.append("|---|---|---|---:|---:|---:|")
+        head(L, ["workload", "metric", "variant", "median (min – max)", "reservefs-eof",
+                 "variant / reservefs-eof", "paired: median, repetitions above 1"], 4)
         for (w, m), d in data.items():
             base = d["vals"].get("reservefs-eof")
             for s in variants:
@@ -260,7 +262,10 @@ def main():
                 c = fmt(med, d["unit"]) + (f" ({fmt(min(v), d['unit'])} – {fmt(max(v), d['unit'])})" if len(v) > 1 else "")
                 b = fmt(statistics.median(base), d["unit"]) if base else "–"
                 r = f"{med / statistics.median(base):.2f}" if base and statistics.median(base) else "–"
-                L.append(f"| {w} | {m} | {s} | {c} | {b} | {r} |")
+                rs = paired(d, s, "reservefs-eof")
+                pr = (f"{statistics.median(rs):.2f}, {sum(x > 1 for x in rs)}/{len(rs)}"
+                      if rs else "–")
+                L.append(f"| {w} | {m} | {s} | {c} | {b} | {r} | {pr} |")
         L.append("")
 
     fails = [(w, m, s, n) for (w, m), d in data.items() for s, ns in d["fails"].items() for n in ns]
