@@ -151,7 +151,7 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 	res = fs_meta_set_super(fs, key, s);
 	g_mutex_unlock(&fs->db_lock);
 	if (res == 0)
-		res = fs_meta_sync(fs);
+		res = fs_meta_sync(fs, NULL);
 out:
 	g_free(s);
 	return res;

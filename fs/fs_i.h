@@ -138,7 +138,7 @@ int fs_meta_begin(struct fs *fs);		/* takes db_lock */
 int fs_meta_commit(struct fs *fs, int res);	/* commits if res == 0, else rolls back; drops db_lock; returns res */
 int fs_meta_finish(struct fs *fs, int res);	/* the same, keeping db_lock */
 int fs_meta_exec(struct fs *fs, const char *sql);	/* db_lock held */
-int fs_meta_sync(struct fs *fs);		/* durable commit of everything so far */
+int fs_meta_sync(struct fs *fs, struct fs_inode *in); /* durable commit of all so far (+ in's row) */
 int fs_meta_new_id(struct fs *fs, uint64_t *id);	/* a number never handed out; in a transaction */
 /* Writes down exactly where that counter stands (mkfs, clean unmount), so
  * the next mount goes on from there rather than from the end of its chunk */

@@ -479,15 +479,10 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 	g_mutex_lock(&in->lock);
 	if (in->fd >= 0 && !fs->ro)
 		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
-	/* fdatasync: the size lives in the backing file; times can wait */
-	if (res == 0 && !datasync && in->attr_dirty && !fs->ro) {
-		g_mutex_lock(&fs->db_lock);
-		res = fs_meta_store_inode(fs, in);
-		g_mutex_unlock(&fs->db_lock);
-	}
-	g_mutex_unlock(&in->lock);
-	/* the inode row, its name and everything committed before them */
+	/* the inode row, its name and everything committed before them;
+	 * fdatasync: the size lives in the backing file, times can wait */
 	if (res == 0)
-		res = fs_meta_sync(fs);
+		res = fs_meta_sync(fs, !datasync && in->attr_dirty ? in : NULL);
+	g_mutex_unlock(&in->lock);
 	return res;
 }

@@ -311,24 +311,27 @@ int fs_meta_commit(struct fs *fs, int res)
 }
 
 /* A commit with synchronous=FULL syncs the WAL, and with it every commit
- * before it: that is what fsync needs from the metadata side.  Nothing to
- * do when nothing changed since the last such commit (fdatasync of a file
- * whose size lives in its backing file). */
-
-int fs_meta_sync(struct fs *fs)
+ * before it: that is what fsync needs from the metadata side.  @in (or
+ * NULL; its lock held) is an inode whose row that commit stores, so that an
+ * fsync after a write costs one WAL write and one sync.  Without it nothing
+ * is done when nothing changed since the last such commit (fdatasync of a
+ * file whose size lives in its backing file); else a counter is bumped, for
+ * something to commit. */
+int fs_meta_sync(struct fs *fs, struct fs_inode *in)
 {
 	int res;
 
 	if (fs->ro)
 		return 0;
 	g_mutex_lock(&fs->db_lock);
-	if (sqlite3_total_changes64(fs->db) == meta_synced_changes) {
+	if (!in && sqlite3_total_changes64(fs->db) == meta_synced_changes) {
 		g_mutex_unlock(&fs->db_lock);
 		return 0;
 	}
 	res = fs_meta_exec(fs, "PRAGMA synchronous=FULL");
 	if (res == 0)
-		res = fs_meta_exec(fs, "UPDATE super SET value = value + 1 WHERE key = 'syncs'");
+		res = in ? fs_meta_store_inode(fs, in) :
+		      fs_meta_exec(fs, "UPDATE super SET value = value + 1 WHERE key = 'syncs'");
 	fs_meta_exec(fs, "PRAGMA synchronous=NORMAL");
 	if (res == 0)
 		meta_synced_changes = sqlite3_total_changes64(fs->db);

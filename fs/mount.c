@@ -619,7 +619,7 @@ int fs_main_mount(int argc, char *argv[])
 		if ((res = fs_meta_set_super(fs, "clean", "0")) < 0 ||
 		    (res = mount_set_super_u64(fs, "generation", fs->generation)) < 0 ||
 		    (res = fs_meta_set_super(fs, "last_mode", rsv_mode_name(fs->params.mode))) < 0 ||
-		    (res = fs_meta_sync(fs)) < 0) {
+		    (res = fs_meta_sync(fs, NULL)) < 0) {
 			g_critical("%s: cannot write the store: %s", a.store, strerror(-res));
 			goto out_unmount;
 		}
@@ -654,7 +654,7 @@ out_destroy:
 			fs_meta_save_next_id(fs);
 			fs_meta_set_super(fs, "clean", "1");
 			g_mutex_unlock(&fs->db_lock);
-			fs_meta_sync(fs);
+			fs_meta_sync(fs, NULL);
 			fs_meta_exec(fs, "PRAGMA wal_checkpoint(TRUNCATE)");
 		}
 	}

@@ -171,7 +171,7 @@ int fs_main_mkfs(int argc, char *argv[])
 	    fs_meta_set_super(&fs, "syncs", "0") < 0 ||
 	    fs_meta_insert_inode(&fs, &root, NULL) < 0 || root.ino != FS_ROOT_INO ||
 	    fs_meta_save_next_id(&fs) < 0 ||
-	    fs_meta_exec(&fs, "COMMIT") < 0 || fs_meta_sync(&fs) < 0) {
+	    fs_meta_exec(&fs, "COMMIT") < 0 || fs_meta_sync(&fs, NULL) < 0) {
 		fprintf(stderr, "reservefs mkfs: %s: cannot write meta.db\n", store);
 		goto out_close;
 	}
@@ -246,7 +246,7 @@ int fs_main_fsck(int argc, char *argv[])
 	       problems == 0 ? "clean" : repair ? "repaired" : "PROBLEMS FOUND");
 	if (repair && problems) {
 		fs_meta_set_super(&fs, "clean", "1");
-		fs_meta_sync(&fs);
+		fs_meta_sync(&fs, NULL);
 	}
 	ret = problems == 0 || repair ? 0 : 1;
 out_close:

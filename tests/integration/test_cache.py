@@ -357,14 +357,23 @@ def test_crash_sigkill_program(fsf, mode, long_run):
 
 
 def test_fsync_durable_metadata_in_sqlite(fsf):
-    """After fsync returns, the size is in meta.db on disk even if the daemon
-    dies the next instant (it must not sit only in the inode cache)."""
+    """After fsync returns, the size and times are in meta.db on disk even if
+    the daemon dies the next instant (they must not sit only in the inode
+    cache); fdatasync keeps the size."""
     m = fsf.new(size='64M')
     m.allow_log_errors = True
     fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
     os.write(fd, pattern(5, 0, 300000))
     os.fsync(fd)
+    st = os.fstat(fd)
+    fd2 = os.open(m.path('g'), os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd2, pattern(6, 0, 5000))
+    os.fdatasync(fd2)
     m.kill(signal.SIGKILL)
+    try:
+        os.close(fd2)
+    except OSError:
+        pass
     try:
         os.close(fd)
     except OSError:
@@ -373,3 +382,7 @@ def test_fsync_durable_metadata_in_sqlite(fsf):
     m.mount()
     with open(m.path('f'), 'rb') as f:
         assert f.read() == pattern(5, 0, 300000)
+    after = os.stat(m.path('f'))
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns)
+    with open(m.path('g'), 'rb') as f:
+        assert f.read() == pattern(6, 0, 5000)
