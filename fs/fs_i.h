@@ -114,6 +114,8 @@ struct fs {
 	sqlite3 *db;			/* db_lock */
 
 	GCond copies_done;		/* with an inode's lock: its copies reached 0 */
+	GThreadPool *syncer;		/* immutable once mounted: the metadata
+					 * halves of fsyncs (NULL: read-only) */
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
 	GThread *reaper;		/* immutable once mounted */
@@ -234,6 +236,8 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in);
 /* fsync/fdatasync of a file, fsync of a directory: its data (files), its
  * times unless @datasync, then everything committed to SQLite so far. */
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
+void fs_inode_syncer_start(struct fs *fs);	/* fs->syncer, for fs_inode_fsync */
+void fs_inode_syncer_stop(struct fs *fs);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */

@@ -472,17 +472,73 @@ void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)
 	in->copies_drain = false;
 }
 
+/* The metadata half of an fsync, run on fs->syncer while the caller syncs
+ * the backing file: the two syncs reach the disk together, and an fsync
+ * after a write waits for one instead of one after the other. */
+struct inode_sync {
+	struct fs *fs;
+	struct fs_inode *in;	/* its lock held by the waiting caller */
+	GMutex lock;
+	GCond cond;
+	bool done;		/* lock */
+	int res;		/* lock */
+};
+
+static void inode_sync_meta(gpointer data, gpointer unused)
+{
+	struct inode_sync *s = data;
+	int res = fs_meta_sync(s->fs, s->in);
+
+	g_mutex_lock(&s->lock);
+	s->res = res;
+	s->done = true;
+	g_cond_signal(&s->cond);
+	g_mutex_unlock(&s->lock);
+}
+
+void fs_inode_syncer_start(struct fs *fs)
+{
+	if (!fs->ro)
+		fs->syncer = g_thread_pool_new(inode_sync_meta, NULL, 1, TRUE, NULL);
+}
+
+void fs_inode_syncer_stop(struct fs *fs)
+{
+	if (fs->syncer)
+		g_thread_pool_free(fs->syncer, FALSE, TRUE);
+	fs->syncer = NULL;
+}
+
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 {
+	struct inode_sync s = { .fs = fs };
+	bool apart;
 	int res = 0;
 
 	g_mutex_lock(&in->lock);
-	if (in->fd >= 0 && !fs->ro)
-		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
 	/* the inode row, its name and everything committed before them;
 	 * fdatasync: the size lives in the backing file, times can wait */
-	if (res == 0)
-		res = fs_meta_sync(fs, !datasync && in->attr_dirty ? in : NULL);
+	s.in = !datasync && in->attr_dirty ? in : NULL;
+	apart = s.in && in->fd >= 0 && fs->syncer;
+	if (apart) {
+		g_mutex_init(&s.lock);
+		g_cond_init(&s.cond);
+		g_thread_pool_push(fs->syncer, &s, NULL);
+	}
+	if (in->fd >= 0 && !fs->ro)
+		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
+	if (apart) {
+		g_mutex_lock(&s.lock);
+		while (!s.done)
+			g_cond_wait(&s.cond, &s.lock);
+		g_mutex_unlock(&s.lock);
+		g_cond_clear(&s.cond);
+		g_mutex_clear(&s.lock);
+		if (res == 0)
+			res = s.res;
+	} else if (res == 0) {
+		res = fs_meta_sync(fs, s.in);
+	}
 	g_mutex_unlock(&in->lock);
 	return res;
 }
