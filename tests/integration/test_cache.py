@@ -356,6 +356,61 @@ def test_crash_sigkill_program(fsf, mode, long_run):
         crash_round(m, 100 + seed, 'program')
 
 
+def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
+    """fsync's metadata half runs beside its data half on a pool: four threads
+    appending and fsyncing their own files while a fifth creates and renames
+    files all get their data and times back after a SIGKILL."""
+    import threading
+    m = fsf.new(size='64M')
+    m.allow_log_errors = True
+    fds, last, errors = {}, {}, []
+
+    def appender(i):
+        try:
+            fd = fds[i]
+            for k in range(150):
+                os.write(fd, pattern(i, k * 1000, 1000))
+                os.fsync(fd)
+            last[i] = os.fstat(fd)
+        except OSError as e:
+            errors.append(e)
+
+    def namer():
+        try:
+            for k in range(150):
+                with open(m.path('n%d' % k), 'wb') as f:
+                    f.write(b'x')
+                os.rename(m.path('n%d' % k), m.path('r%d' % k))
+        except OSError as e:
+            errors.append(e)
+
+    for i in range(4):
+        fds[i] = os.open(m.path('a%d' % i), os.O_RDWR | os.O_CREAT, 0o644)
+    ts = [threading.Thread(target=appender, args=(i,)) for i in range(4)]
+    ts.append(threading.Thread(target=namer))
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in ts), 'fsync hung'
+    m.kill(signal.SIGKILL)
+    for fd in fds.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    m.umount_dead()
+    m.mount()
+    for i in range(4):
+        with open(m.path('a%d' % i), 'rb') as f:
+            assert f.read() == pattern(i, 0, 150000)
+        st = os.stat(m.path('a%d' % i))
+        assert (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
+            last[i].st_size, last[i].st_mtime_ns, last[i].st_ctime_ns)
+    assert len([n for n in os.listdir(m.mnt) if n.startswith('r')]) == 150
+
+
 def test_fsync_durable_metadata_in_sqlite(fsf):
     """After fsync returns, the size and times are in meta.db on disk even if
     the daemon dies the next instant (they must not sit only in the inode
