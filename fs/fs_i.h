@@ -116,6 +116,7 @@ struct fs {
 	GCond copies_done;		/* with an inode's lock: its copies reached 0 */
 	GThreadPool *syncer;		/* immutable once mounted: the metadata
 					 * halves of fsyncs (NULL: read-only) */
+	bool stamp_ok;			/* atomic: backing files take our times xattr */
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
 	GThread *reaper;		/* immutable once mounted */
@@ -236,7 +237,16 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in);
 /* fsync/fdatasync of a file, fsync of a directory: its data (files), its
  * times unless @datasync, then everything committed to SQLite so far. */
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
-void fs_inode_syncer_start(struct fs *fs);	/* fs->syncer, for fs_inode_fsync */
+
+/* A file's times as its last fsync left them, kept in an xattr of its backing
+ * file (whose fsync persists it with the data) instead of a SQLite commit.
+ * Recovery prefers it to the inode row when its ctime is the newer: ctime
+ * only moves forward, whatever utimensat does to atime and mtime. */
+#define FS_STAMP_XATTR "user.reservefs.times"
+struct fs_stamp {
+	int64_t atime, mtime, ctime;	/* ns since the epoch, as in the row */
+};
+void fs_inode_syncer_start(struct fs *fs);	/* fs->syncer, stamp_ok: for fs_inode_fsync */
 void fs_inode_syncer_stop(struct fs *fs);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */

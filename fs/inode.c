@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -498,8 +499,10 @@ static void inode_sync_meta(gpointer data, gpointer unused)
 
 void fs_inode_syncer_start(struct fs *fs)
 {
-	if (!fs->ro)
-		fs->syncer = g_thread_pool_new(inode_sync_meta, NULL, 1, TRUE, NULL);
+	if (fs->ro)
+		return;
+	fs->syncer = g_thread_pool_new(inode_sync_meta, NULL, 1, TRUE, NULL);
+	fs->stamp_ok = true;
 }
 
 void fs_inode_syncer_stop(struct fs *fs)
@@ -507,6 +510,23 @@ void fs_inode_syncer_stop(struct fs *fs)
 	if (fs->syncer)
 		g_thread_pool_free(fs->syncer, FALSE, TRUE);
 	fs->syncer = NULL;
+}
+
+/* in->lock held, in->fd open: writes in's times into the backing file's
+ * xattr (struct fs_stamp), for the backing fsync to persist.  false when the
+ * backing filesystem refuses (then, and from then on when it cannot do
+ * xattrs at all, the times go through SQLite). */
+static bool inode_stamp(struct fs *fs, struct fs_inode *in)
+{
+	struct fs_stamp st = { in->atime, in->mtime, in->ctime };
+
+	if (!__atomic_load_n(&fs->stamp_ok, __ATOMIC_RELAXED))
+		return false;
+	if (fsetxattr(in->fd, FS_STAMP_XATTR, &st, sizeof(st), 0) == 0)
+		return true;
+	if (errno == ENOTSUP || errno == EOPNOTSUPP)
+		__atomic_store_n(&fs->stamp_ok, false, __ATOMIC_RELAXED);
+	return false;
 }
 
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
@@ -517,8 +537,12 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 
 	g_mutex_lock(&in->lock);
 	/* the inode row, its name and everything committed before them;
-	 * fdatasync: the size lives in the backing file, times can wait */
+	 * fdatasync: the size lives in the backing file, times can wait;
+	 * fsync of a file: its times go with its data (inode_stamp), and its
+	 * row stays to be stored at eviction or unmount */
 	s.in = !datasync && in->attr_dirty ? in : NULL;
+	if (s.in && in->fd >= 0 && !fs->ro && inode_stamp(fs, in))
+		s.in = NULL;
 	apart = s.in && in->fd >= 0 && fs->syncer;
 	if (apart) {
 		g_mutex_init(&s.lock);

@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -572,6 +573,7 @@ struct rec_inode {
 	uint64_t nlink;
 	uint64_t size;
 	uint64_t rsv_pages;
+	int64_t ctime;
 	uint64_t links;		/* dentries naming it */
 	uint64_t subdirs;	/* directories: child directories */
 	bool has_backing;
@@ -580,6 +582,27 @@ struct rec_inode {
 static int rec_exec(struct fs *fs, bool fix, const char *sql)
 {
 	return fix ? fs_meta_exec(fs, sql) : 0;
+}
+
+/* The times an fsync left in the backing file's xattr (struct fs_stamp),
+ * when they are newer than the row: the row then has not been stored since. */
+static void rec_stamp(struct fs *fs, bool fix, bool clean, int fd, const struct rec_inode *r,
+		      GString *report, int *problems)
+{
+	struct fs_stamp st;
+	char *sql;
+
+	if (fgetxattr(fd, FS_STAMP_XATTR, &st, sizeof(st)) != (ssize_t)sizeof(st) ||
+	    st.ctime <= r->ctime)
+		return;
+	/* after a crash this is expected; in a clean store it is not */
+	if (clean)
+		problem(report, problems, "inode %" PRIu64 ": times older than its last fsync%s",
+			(uint64_t)r->ino, fix ? ": fixed" : "");
+	rec_exec(fs, fix, sql = g_strdup_printf(
+		"UPDATE inodes SET atime = %" PRId64 ", mtime = %" PRId64 ", ctime = %" PRId64
+		" WHERE ino = %" PRIu64, st.atime, st.mtime, st.ctime, (uint64_t)r->ino));
+	g_free(sql);
 }
 
 /* Checks (and with !report_only repairs) the store: orphans, dangling
@@ -601,7 +624,8 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 	*problems = 0;
 	if (fix && (res = fs_meta_exec(fs, "BEGIN")) < 0)
 		goto out;
-	sqlite3_prepare_v2(fs->db, "SELECT ino, mode, nlink, size, rsv_pages FROM inodes", -1, &st, NULL);
+	sqlite3_prepare_v2(fs->db, "SELECT ino, mode, nlink, size, rsv_pages, ctime FROM inodes",
+			   -1, &st, NULL);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct rec_inode *r = g_new0(struct rec_inode, 1);
 		r->ino = sqlite3_column_int64(st, 0);
@@ -609,6 +633,7 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		r->nlink = sqlite3_column_int64(st, 2);
 		r->size = sqlite3_column_int64(st, 3);
 		r->rsv_pages = sqlite3_column_int64(st, 4);
+		r->ctime = sqlite3_column_int64(st, 5);
 		g_hash_table_insert(inodes, &r->ino, r);
 	}
 	sqlite3_finalize(st);
@@ -780,6 +805,7 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 				}
 			}
 		}
+		rec_stamp(fs, fix, clean, fd, r, report, problems);
 		close(fd);
 		pages = rsv_map_pages(&map);
 		rsv_map_clear(&map);
