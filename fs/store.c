@@ -180,6 +180,8 @@ static void backing_retire(struct fs *fs, fuse_ino_t ino)
 	fd = openat(fs->data_fd, name, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT)
 		return;
+	if (fd >= 0)
+		fremovexattr(fd, FS_STAMP_XATTR);	/* its last fsync's times */
 	if (fd < 0 || !backing_empty(fd, "") ||
 	    renameat2(fs->data_fd, name, fs->free_fd, to, RENAME_NOREPLACE) < 0)
 		fs_backing_unlink(fs, ino);
