@@ -114,8 +114,6 @@ struct fs {
 	sqlite3 *db;			/* db_lock */
 
 	GCond copies_done;		/* with an inode's lock: its copies reached 0 */
-	GThreadPool *syncer;		/* immutable once mounted: the metadata
-					 * halves of fsyncs (NULL: read-only) */
 	bool stamp_ok;			/* atomic: backing files take our times xattr */
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
@@ -246,8 +244,6 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
 struct fs_stamp {
 	int64_t atime, mtime, ctime;	/* ns since the epoch, as in the row */
 };
-void fs_inode_syncer_start(struct fs *fs);	/* fs->syncer, stamp_ok: for fs_inode_fsync */
-void fs_inode_syncer_stop(struct fs *fs);
 void fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */

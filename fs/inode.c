@@ -473,45 +473,6 @@ void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)
 	in->copies_drain = false;
 }
 
-/* The metadata half of an fsync, run on fs->syncer while the caller syncs
- * the backing file: the two syncs reach the disk together, and an fsync
- * after a write waits for one instead of one after the other. */
-struct inode_sync {
-	struct fs *fs;
-	struct fs_inode *in;	/* its lock held by the waiting caller */
-	GMutex lock;
-	GCond cond;
-	bool done;		/* lock */
-	int res;		/* lock */
-};
-
-static void inode_sync_meta(gpointer data, gpointer unused)
-{
-	struct inode_sync *s = data;
-	int res = fs_meta_sync(s->fs, s->in);
-
-	g_mutex_lock(&s->lock);
-	s->res = res;
-	s->done = true;
-	g_cond_signal(&s->cond);
-	g_mutex_unlock(&s->lock);
-}
-
-void fs_inode_syncer_start(struct fs *fs)
-{
-	if (fs->ro)
-		return;
-	fs->syncer = g_thread_pool_new(inode_sync_meta, NULL, 1, TRUE, NULL);
-	fs->stamp_ok = true;
-}
-
-void fs_inode_syncer_stop(struct fs *fs)
-{
-	if (fs->syncer)
-		g_thread_pool_free(fs->syncer, FALSE, TRUE);
-	fs->syncer = NULL;
-}
-
 /* in->lock held, in->fd open: writes in's times into the backing file's
  * xattr (struct fs_stamp), for the backing fsync to persist.  false when the
  * backing filesystem refuses (then, and from then on when it cannot do
@@ -531,8 +492,7 @@ static bool inode_stamp(struct fs *fs, struct fs_inode *in)
 
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 {
-	struct inode_sync s = { .fs = fs };
-	bool apart;
+	struct fs_inode *row;
 	int res = 0;
 
 	g_mutex_lock(&in->lock);
@@ -540,29 +500,13 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 	 * fdatasync: the size lives in the backing file, times can wait;
 	 * fsync of a file: its times go with its data (inode_stamp), and its
 	 * row stays to be stored at eviction or unmount */
-	s.in = !datasync && in->attr_dirty ? in : NULL;
-	if (s.in && in->fd >= 0 && !fs->ro && inode_stamp(fs, in))
-		s.in = NULL;
-	apart = s.in && in->fd >= 0 && fs->syncer;
-	if (apart) {
-		g_mutex_init(&s.lock);
-		g_cond_init(&s.cond);
-		g_thread_pool_push(fs->syncer, &s, NULL);
-	}
+	row = !datasync && in->attr_dirty ? in : NULL;
+	if (row && in->fd >= 0 && !fs->ro && inode_stamp(fs, in))
+		row = NULL;
 	if (in->fd >= 0 && !fs->ro)
 		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
-	if (apart) {
-		g_mutex_lock(&s.lock);
-		while (!s.done)
-			g_cond_wait(&s.cond, &s.lock);
-		g_mutex_unlock(&s.lock);
-		g_cond_clear(&s.cond);
-		g_mutex_clear(&s.lock);
-		if (res == 0)
-			res = s.res;
-	} else if (res == 0) {
-		res = fs_meta_sync(fs, s.in);
-	}
+	if (res == 0)
+		res = fs_meta_sync(fs, row);
 	g_mutex_unlock(&in->lock);
 	return res;
 }

@@ -628,7 +628,7 @@ int fs_main_mount(int argc, char *argv[])
 	fs->wb_started = g_array_new(FALSE, FALSE, sizeof(struct mount_wb));
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	fs_backing_reaper_start(fs);
-	fs_inode_syncer_start(fs);
+	fs->stamp_ok = !fs->ro;
 
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -647,7 +647,6 @@ out_destroy:
 	fuse_session_destroy(se);
 	se = NULL;
 	if (fs->db) {
-		fs_inode_syncer_stop(fs);
 		cache_stop(fs->cache);	/* its thread pins inodes */
 		fs_inode_destroy_all(fs);
 		fs_backing_reaper_stop(fs);
