@@ -357,6 +357,18 @@ def test_crash_sigkill_program(fsf, mode, long_run):
         crash_round(m, 100 + seed, 'program')
 
 
+def crash_remount(m, fds=()):
+    """SIGKILL the daemon, close what was open, mount again (recovery)."""
+    m.kill(signal.SIGKILL)
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    m.umount_dead()
+    m.mount()
+
+
 def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
     """fsync's metadata half runs beside its data half on a pool: four threads
     appending and fsyncing their own files while a fifth creates and renames
@@ -395,14 +407,7 @@ def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
         t.join(120)
     assert not errors, errors
     assert not any(t.is_alive() for t in ts), 'fsync hung'
-    m.kill(signal.SIGKILL)
-    for fd in fds.values():
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    m.umount_dead()
-    m.mount()
+    crash_remount(m, fds.values())
     for i in range(4):
         with open(m.path('a%d' % i), 'rb') as f:
             assert f.read() == pattern(i, 0, 150000)
@@ -410,18 +415,6 @@ def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
         assert (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
             last[i].st_size, last[i].st_mtime_ns, last[i].st_ctime_ns)
     assert len([n for n in os.listdir(m.mnt) if n.startswith('r')]) == 150
-
-
-def crash_remount(m, fds=()):
-    """SIGKILL the daemon, close what was open, mount again (recovery)."""
-    m.kill(signal.SIGKILL)
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    m.umount_dead()
-    m.mount()
 
 
 def times(st):
@@ -478,7 +471,7 @@ def test_fsync_times_survive_crash_and_later_changes_win(fsf):
     assert times(os.stat(m.path('synced'))) == want['synced']
 
 
-def test_fsync_durable_metadata_in_sqlite(fsf):
+def test_fsync_durable_metadata(fsf):
     """After fsync returns, the size and times are on disk even if the daemon
     dies the next instant (they must not sit only in the inode cache);
     fdatasync keeps the size."""
@@ -491,17 +484,7 @@ def test_fsync_durable_metadata_in_sqlite(fsf):
     fd2 = os.open(m.path('g'), os.O_RDWR | os.O_CREAT, 0o644)
     os.write(fd2, pattern(6, 0, 5000))
     os.fdatasync(fd2)
-    m.kill(signal.SIGKILL)
-    try:
-        os.close(fd2)
-    except OSError:
-        pass
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-    m.umount_dead()
-    m.mount()
+    crash_remount(m, (fd, fd2))
     with open(m.path('f'), 'rb') as f:
         assert f.read() == pattern(5, 0, 300000)
     after = os.stat(m.path('f'))
