@@ -1,7 +1,8 @@
 /* fs/inode.c — the in-memory inode table: lookup counts (nlookup), open
  * counts (nopen) and in-flight references (nref), kept apart as in
  * passthrough_hp.  An inode leaves memory when all three are zero; an
- * unlinked one then leaves the store too. */
+ * unlinked one then leaves the store too.  Also fsync: a file's times go
+ * into its backing file with its data (inode_stamp), not into SQLite. */
 #include "config.h"
 
 #include <errno.h>
