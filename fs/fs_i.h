@@ -184,6 +184,8 @@ int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
 /* ---- store.c: store layout, mkfs, recovery ------------------------- */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
+/* mount.c: where a live reservefs mounts @store (g_free it), or NULL */
+char *fs_mount_find_live(const char *store);
 void fs_store_close(struct fs *fs);
 int fs_store_load_params(struct fs *fs, struct fs_params *p);
 int fs_store_save_params(struct fs *fs, const struct fs_params *p);

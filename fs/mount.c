@@ -339,7 +339,7 @@ static bool mount_live_match(const char *mnt, const char *src, unsigned maj, uns
 
 /* The mount point where @store is already mounted by a live reservefs, or
  * NULL.  Sources are compared as the mount shows them and as real paths. */
-static char *mount_find_live(const char *store)
+char *fs_mount_find_live(const char *store)
 {
 	struct mount_live l = { .store = store, .real = realpath(store, NULL) };
 
@@ -471,7 +471,7 @@ int fs_main_mount(int argc, char *argv[])
 	{
 		/* One daemon per store: a second mount of it shares the first
 		 * one's view, as a block device mounted twice does. */
-		char *live = mount_find_live(a.store);
+		char *live = fs_mount_find_live(a.store);
 
 		if (live) {
 			ret = 0;

@@ -425,6 +425,39 @@ int fs_store_save_params(struct fs *fs, const struct fs_params *p)
 
 /* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
  * Errors are printed here, one line each. */
+/* Takes the store's lock.  Held by a live mount: busy at once.  Held by a
+ * daemon whose mount is gone, it is still writing its last state back (after
+ * many deletes, emptying their backing files can take a while), or by fsck:
+ * wait for it, up to STORE_LOCK_WAIT seconds, saying so after the first. */
+#define STORE_LOCK_WAIT 120
+static int store_lock(struct fs *fs, const char *store, bool ro)
+{
+	int op = (ro ? LOCK_SH : LOCK_EX) | LOCK_NB;
+	char *live;
+
+	for (int i = 0; flock(fs->lock_fd, op) < 0; i++) {
+		if (errno != EWOULDBLOCK) {
+			fprintf(stderr, "reservefs: %s/lock: %s\n", store, strerror(errno));
+			return -errno;
+		}
+		if ((live = fs_mount_find_live(store))) {
+			fprintf(stderr, "reservefs: %s: store is in use: mounted on %s\n", store, live);
+			g_free(live);
+			return -EBUSY;
+		}
+		if (i == 20)
+			fprintf(stderr, "reservefs: %s: waiting for the reservefs that holds it "
+				"(a daemon finishing after its unmount, or fsck)\n", store);
+		if (i == STORE_LOCK_WAIT * 20) {
+			fprintf(stderr, "reservefs: %s: store is in use by another reservefs "
+				"(not mounted: fsck, or a daemon still finishing)\n", store);
+			return -EBUSY;
+		}
+		g_usleep(50 * 1000);
+	}
+	return 0;
+}
+
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 {
 	char *path;
@@ -455,15 +488,8 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 		fprintf(stderr, "reservefs: %s/lock: %s\n", store, strerror(errno));
 		return res;
 	}
-	/* A daemon that was just unmounted may still be writing its last
-	 * state back: give it a few seconds before calling the store busy. */
-	for (int i = 0; i < 200 && flock(fs->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0; i++)
-		g_usleep(50 * 1000);
-	if (flock(fs->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		fprintf(stderr, "reservefs: %s: store is in use by another reservefs "
-			"(mounted, or fsck running)\n", store);
-		return -EBUSY;
-	}
+	if ((res = store_lock(fs, store, ro)) < 0)
+		return res;
 	if (create) {
 		if (mkdirat(AT_FDCWD, path = g_build_filename(fs->store, "data", NULL), 0700) < 0 &&
 		    errno != EEXIST) {

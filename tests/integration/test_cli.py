@@ -4,6 +4,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -370,6 +371,32 @@ def test_fsck_clean_and_detects_problems(fsf):
     assert p.returncode == 0, 'fsck --repair did not fix: ' + p.stdout + p.stderr
     m.mount()
     os.listdir(m.mnt)
+
+
+def test_store_lock_live_mount_fails_fast_other_holder_is_waited_for(fsf):
+    """fsck of a mounted store fails at once, naming the mount; a mount that
+    finds the store's lock held without a mount (a daemon still finishing
+    after its unmount, or fsck) waits for it, says so, then mounts."""
+    import fcntl
+    import threading
+    m = fsf.new(size='16M')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'kept')
+    t0 = time.monotonic()
+    p = m.fsck()
+    assert p.returncode != 0 and 'mounted on' in p.stderr, p.stdout + p.stderr
+    assert time.monotonic() - t0 < 5
+    m.umount()
+    holder = open(os.path.join(m.store, 'lock'))
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    threading.Timer(3.0, holder.close).start()
+    t0 = time.monotonic()
+    m.mount(timeout=30)
+    assert time.monotonic() - t0 >= 2.5
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b'kept'
+    with open(m.log) as f:
+        assert 'waiting for the reservefs that holds it' in f.read()
 
 
 def spares(store):
