@@ -376,7 +376,8 @@ def test_fsck_clean_and_detects_problems(fsf):
 def test_store_lock_live_mount_fails_fast_other_holder_is_waited_for(fsf):
     """fsck of a mounted store fails at once, naming the mount; a mount that
     finds the store's lock held without a mount (a daemon still finishing
-    after its unmount, or fsck) waits for it, says so, then mounts."""
+    after its unmount, or fsck) waits for it, quietly when its stderr is not
+    a terminal (xfstests compares mount's output), then mounts."""
     import fcntl
     import threading
     m = fsf.new(size='16M')
@@ -396,7 +397,7 @@ def test_store_lock_live_mount_fails_fast_other_holder_is_waited_for(fsf):
     with open(m.path('f'), 'rb') as f:
         assert f.read() == b'kept'
     with open(m.log) as f:
-        assert 'waiting for the reservefs that holds it' in f.read()
+        assert 'waiting' not in f.read()
 
 
 def spares(store):
