@@ -184,8 +184,6 @@ int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
 /* ---- store.c: store layout, mkfs, recovery ------------------------- */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
-/* mount.c: where a live reservefs mounts @store (g_free it), or NULL */
-char *fs_mount_find_live(const char *store);
 void fs_store_close(struct fs *fs);
 int fs_store_load_params(struct fs *fs, struct fs_params *p);
 int fs_store_save_params(struct fs *fs, const struct fs_params *p);
@@ -296,6 +294,10 @@ mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid);
 bool fs_perm_in_group(fuse_req_t req, gid_t gid);
 /* Tell the kernel its cached attributes of @ino are stale. */
 void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
+
+/* ---- mount.c: mounting, the session ------------------------------- */
+/* Where a live reservefs mounts @store (g_free it), or NULL. */
+char *fs_mount_find_live(const char *store);
 
 /* ---- io.c: the /dev/fuse channel ----------------------------------- */
 /* Installs our read/writev around libfuse's: it negotiates

@@ -502,10 +502,11 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 	 * fsync of a file: its times go with its data (inode_stamp), and its
 	 * row stays to be stored at eviction or unmount */
 	row = !datasync && in->attr_dirty ? in : NULL;
-	if (row && in->fd >= 0 && !fs->ro && inode_stamp(fs, in))
-		row = NULL;
-	if (in->fd >= 0 && !fs->ro)
+	if (in->fd >= 0 && !fs->ro) {
+		if (row && inode_stamp(fs, in))
+			row = NULL;
 		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
+	}
 	if (res == 0)
 		res = fs_meta_sync(fs, row);
 	g_mutex_unlock(&in->lock);

@@ -181,7 +181,6 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	return io_classify(buf, n);
 }
 
-
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	uint64_t init = __atomic_load_n(&io_init_unique, __ATOMIC_RELAXED);

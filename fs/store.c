@@ -423,8 +423,6 @@ int fs_store_save_params(struct fs *fs, const struct fs_params *p)
 	return fs_meta_set_super(fs, "reserve", rsv_mode_name(p->mode));
 }
 
-/* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
- * Errors are printed here, one line each. */
 /* Takes the store's lock.  Held by a live mount: busy at once.  Held by a
  * daemon whose mount is gone, it is still writing its last state back (after
  * many deletes, emptying their backing files can take a while), or by fsck:
@@ -460,6 +458,8 @@ static int store_lock(struct fs *fs, const char *store, bool ro)
 	return 0;
 }
 
+/* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
+ * Errors are printed here, one line each. */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 {
 	char *path;

@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -373,7 +374,6 @@ def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
     """fsync's metadata half runs beside its data half on a pool: four threads
     appending and fsyncing their own files while a fifth creates and renames
     files all get their data and times back after a SIGKILL."""
-    import threading
     m = fsf.new(size='64M')
     m.allow_log_errors = True
     fds, last, errors = {}, {}, []

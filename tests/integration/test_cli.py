@@ -1,9 +1,11 @@
 """mkfs / mount / fsck command lines, good and bad input (issue 2, items 2, 3, 7, 11)."""
 
+import fcntl
 import hashlib
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -378,8 +380,6 @@ def test_store_lock_live_mount_fails_fast_other_holder_is_waited_for(fsf):
     finds the store's lock held without a mount (a daemon still finishing
     after its unmount, or fsck) waits for it, quietly when its stderr is not
     a terminal (xfstests compares mount's output), then mounts."""
-    import fcntl
-    import threading
     m = fsf.new(size='16M')
     with open(m.path('f'), 'wb') as f:
         f.write(b'kept')
