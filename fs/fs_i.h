@@ -80,6 +80,8 @@ struct fs_inode {
 	int fd;				/* backing file while nopen > 0 or busy, else -1 */
 	bool rsv_loaded;		/* rsv reflects the backing file */
 	uint64_t rsv_pages_db;		/* reserved pages as last stored */
+	int64_t stamp_ctime;		/* lock: ctime in the backing file's times
+					 * xattr (every mtime change moves ctime) */
 	struct rsv_map rsv;		/* reserved pages (regular files) */
 	struct rsv_map zero;		/* reserved pages known to read as zero (punched in eof
 					 * mode): SEEK_HOLE reports them; not persisted */

@@ -475,17 +475,23 @@ void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)
 }
 
 /* in->lock held, in->fd open: writes in's times into the backing file's
- * xattr (struct fs_stamp), for the backing fsync to persist.  false when the
- * backing filesystem refuses (then, and from then on when it cannot do
- * xattrs at all, the times go through SQLite). */
+ * xattr (struct fs_stamp), for the backing fsync to persist; nothing when it
+ * holds this ctime already (a second fsync would rewrite the backing inode
+ * for an atime at most).  false when the backing filesystem refuses (then,
+ * and from then on when it cannot do xattrs at all, the times go through
+ * SQLite). */
 static bool inode_stamp(struct fs *fs, struct fs_inode *in)
 {
 	struct fs_stamp st = { in->atime, in->mtime, in->ctime };
 
 	if (!__atomic_load_n(&fs->stamp_ok, __ATOMIC_RELAXED))
 		return false;
-	if (fsetxattr(in->fd, FS_STAMP_XATTR, &st, sizeof(st), 0) == 0)
+	if (in->stamp_ctime == in->ctime)
 		return true;
+	if (fsetxattr(in->fd, FS_STAMP_XATTR, &st, sizeof(st), 0) == 0) {
+		in->stamp_ctime = in->ctime;
+		return true;
+	}
 	if (errno == ENOTSUP || errno == EOPNOTSUPP)
 		__atomic_store_n(&fs->stamp_ok, false, __ATOMIC_RELAXED);
 	return false;
