@@ -47,21 +47,21 @@ def load_meta(path):
 
 
 def collect(rows):
-    """-> OrderedDict[(workload, metric)] -> {'unit','better','vals':{sys:[..]},
-    'byrep':{sys:{rep:value}},'fails':{sys:[notes]}}"""
+    """-> OrderedDict[(workload, metric)] -> {'unit','better','byrep':{sys:{rep:value}},
+    'vals':{sys:[the same values]},'fails':{sys:[notes]}}"""
     data = OrderedDict()
     for r in rows:
         if r["metric"] == "run":
             continue
         key = (r["workload"], r["metric"])
         d = data.setdefault(key, {"unit": r["unit"], "better": r["better"],
-                                  "vals": defaultdict(list), "byrep": defaultdict(dict),
-                                  "fails": defaultdict(list)})
+                                  "byrep": defaultdict(dict), "fails": defaultdict(list)})
         if r["value"] == "FAIL" or r["value"] == "":
             d["fails"][r["system"]].append(r["note"] or "failed")
         else:
-            d["vals"][r["system"]].append(float(r["value"]))
             d["byrep"][r["system"]][r["rep"]] = float(r["value"])
+    for d in data.values():
+        d["vals"] = {s: list(v.values()) for s, v in d["byrep"].items()}
     return data
 
 
