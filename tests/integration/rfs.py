@@ -356,6 +356,11 @@ class Mount:
     def path(self, *p):
         return os.path.join(self.mnt, *p)
 
+    def backing(self, name):
+        """The backing file in the store of the regular file @name (mounted)."""
+        ino = os.stat(self.path(name)).st_ino
+        return os.path.join(self.store, 'data', '%02x' % (ino & 0xff), '%x' % ino)
+
     def statvfs(self):
         return os.statvfs(self.mnt)
 

@@ -371,9 +371,9 @@ def crash_remount(m, fds=()):
 
 
 def test_concurrent_fsyncs_keep_every_file_and_its_times(fsf):
-    """fsync's metadata half runs beside its data half on a pool: four threads
-    appending and fsyncing their own files while a fifth creates and renames
-    files all get their data and times back after a SIGKILL."""
+    """Four threads appending and fsyncing their own files (each fsync stamps
+    the times into the backing file) while a fifth creates and renames files
+    all get their data and times back after a SIGKILL."""
     m = fsf.new(size='64M')
     m.allow_log_errors = True
     fds, last, errors = {}, {}, []
@@ -455,14 +455,12 @@ def test_fsync_times_survive_crash_and_later_changes_win(fsf):
     later = os.stat(m.path('later'))
     assert later.st_mtime_ns >= want['later'][2] and later.st_ctime_ns >= want['later'][3]
     got = os.stat(m.path('new'))
-    backing = os.path.join(m.store, 'data', '%02x' % (got.st_ino & 0xff), '%x' % got.st_ino)
+    backing = m.backing('new')
     # never fsynced: no stamp, not even the one of the deleted file whose
     # emptied backing file it may have taken over
     assert 'user.reservefs.times' not in os.listxattr(backing)
     assert want['gone'][3] < got.st_ctime_ns <= new_times[3]
-    synced = os.path.join(m.store, 'data', '%02x' % (os.stat(m.path('synced')).st_ino & 0xff),
-                          '%x' % os.stat(m.path('synced')).st_ino)
-    assert struct.unpack('3q', os.getxattr(synced, 'user.reservefs.times'))[1:] == \
+    assert struct.unpack('3q', os.getxattr(m.backing('synced'), 'user.reservefs.times'))[1:] == \
         want['synced'][2:]
     m.umount()
     r = m.fsck()

@@ -413,8 +413,7 @@ def spares(store):
 
 
 def backing_ino(m, name):
-    ino = os.stat(m.path(name)).st_ino
-    return os.stat(os.path.join(m.store, 'data', '%02x' % (ino & 0xff), '%x' % ino)).st_ino
+    return os.stat(m.backing(name)).st_ino
 
 
 def test_deleted_backing_files_become_empty_spares(fsf):
