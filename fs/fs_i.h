@@ -46,6 +46,7 @@ struct fs_opts {
 	int noatime;
 	int remount;
 	int bench_no_reserve;
+	unsigned max_read;	/* the FUSE mount option, 0 if not given */
 };
 
 struct fs_inode {
@@ -97,6 +98,7 @@ struct fs {
 	int format;			/* the store's format version (mount upgrades it) */
 	bool noatime;			/* immutable: mounted noatime */
 	bool bench_no_reserve;		/* immutable: benchmarks only: writes skip the ledger */
+	unsigned max_read;		/* immutable: -o max_read, echoed in INIT */
 	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
 	uint64_t max_file_size;		/* immutable */
 	uid_t owner_uid;		/* immutable: who mounted */

@@ -41,6 +41,10 @@ static const struct fuse_opt mount_opts[] = {
 	MOPT("mmap_dirty_max=%s", mmap_dirty_max),
 	/* benchmarks only: measure what the reservation bookkeeping costs */
 	{ "bench_no_reserve", offsetof(struct mount_args, o.bench_no_reserve), 1 },
+	/* a kernel mount option that libfuse also wants repeated by init():
+	 * keep it for both */
+	MOPT("max_read=%u", max_read),
+	FUSE_OPT_KEY("max_read=", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -165,6 +169,7 @@ static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *
 
 static void mount_init(void *userdata, struct fuse_conn_info *conn)
 {
+	const struct fs *fs = userdata;
 	const unsigned want = FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_POSIX_ACL |
 		FUSE_CAP_DONT_MASK | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 		FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS |
@@ -177,6 +182,8 @@ static void mount_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_ATOMIC_O_TRUNC);
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
+	/* libfuse ends the session if this differs from -o max_read */
+	conn->max_read = fs->max_read;
 	conn->time_gran = 1;
 }
 
@@ -497,6 +504,7 @@ int fs_main_mount(int argc, char *argv[])
 	fs->mmap_dirty_max = 64 << 20;
 	fs->noatime = a.o.noatime;
 	fs->bench_no_reserve = a.o.bench_no_reserve;
+	fs->max_read = a.o.max_read;
 	if (fs->bench_no_reserve)
 		g_warning("bench_no_reserve: writes bypass the capacity ledger (benchmarks only)");
 	g_log_set_default_handler(log_handler, &a.o);
@@ -633,7 +641,8 @@ int fs_main_mount(int argc, char *argv[])
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_max_threads(cfg, 10);
-	fuse_loop_cfg_set_idle_threads(cfg, -1);
+	/* idle threads are kept by default (libfuse's -1); setting -1 again
+	 * only printed "Ignoring invalid max threads value" */
 	res = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	ret = res == 0 ? 0 : 1;

@@ -86,7 +86,8 @@ def mountinfo_entry(mnt):
             mp = fields[4].encode().decode('unicode_escape')
             if mp == mnt:
                 found = {'dev': fields[2], 'fstype': post.split()[0],
-                         'source': post.split()[1], 'opts': fields[5]}
+                         'source': post.split()[1], 'opts': fields[5],
+                         'super_opts': post.split()[2]}
     return found
 
 

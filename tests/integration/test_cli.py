@@ -193,8 +193,35 @@ def test_mount_size_override_at_mount(fsf):
     assert m.statvfs().f_blocks == 512
 
 
+@pytest.mark.parametrize('opts', ['max_read=65536', 'fsname=mystore,subtype=rsv',
+                                  'noexec,sync'])
+def test_mount_fuse_options_pass_through(fsf, opts):
+    """FUSE and kernel mount options reach the kernel and the daemon keeps
+    serving (max_read once made libfuse end the session right after INIT,
+    leaving a background mount that had reported success gone)."""
+    m = fsf.new(size='4M', mount_opts=opts)
+    data = os.urandom(3 << 20)
+    with open(m.path('f'), 'wb') as f:
+        f.write(data)
+    time.sleep(0.5)
+    assert rfs.is_mounted(m.mnt)
+    e = rfs.mountinfo_entry(m.mnt)
+    for o in opts.split(','):
+        k, _, v = o.partition('=')
+        if k == 'fsname':
+            assert e['source'] == v, e
+        elif k == 'subtype':
+            assert e['fstype'] == 'fuse.' + v, e
+        else:
+            assert o in e['opts'] + ',' + e['super_opts'], (o, e)
+    m.remount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == data
+
+
 @pytest.mark.parametrize('opts', ['bogus', 'size=12x', 'reserve=maybe', 'nr_inodes=-5',
-                                  'dirty_limit=lots', 'dirty_expire=soon', 'mmap_dirty_max=1q'])
+                                  'dirty_limit=lots', 'dirty_expire=soon', 'mmap_dirty_max=1q',
+                                  'max_read=x'])
 def test_mount_bad_options(fsf, opts):
     m = fsf.new(size='1M', do_mount=False)
     before = store_digest(m.store)
