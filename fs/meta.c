@@ -711,7 +711,8 @@ int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void
 	return meta_step_done(fs, st);
 }
 
-int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
+/* trusted: list trusted.* names too (the caller may read them) */
+int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, bool trusted, GString *out)
 {
 	sqlite3_stmt *st = meta_stmt(fs, "SELECT name FROM xattrs WHERE ino = ? ORDER BY name");
 	int rc;
@@ -720,7 +721,12 @@ int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, ino);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		g_string_append_len(out, sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+		const char *name = sqlite3_column_blob(st, 0);
+		int len = sqlite3_column_bytes(st, 0);
+
+		if (!trusted && len >= 8 && memcmp(name, "trusted.", 8) == 0)
+			continue;
+		g_string_append_len(out, name, len);
 		g_string_append_c(out, '\0');
 	}
 	sqlite3_reset(st);

@@ -34,8 +34,16 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
+/* Our times are int64 nanoseconds, 1677-09-21 to 2262-04-11: a time beyond
+ * is clamped to the range (as ext4 clamps to its own), never wrapped. */
 static int64_t ts_ns(const struct timespec *ts)
 {
+	const int64_t max_s = INT64_MAX / 1000000000 - 1;
+
+	if (ts->tv_sec > max_s)
+		return max_s * 1000000000 + 999999999;
+	if (ts->tv_sec < -max_s)
+		return -max_s * 1000000000;
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
@@ -153,12 +161,17 @@ static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes -------------------------------------------- */
 
+/* 0 for a name we keep; EINVAL for a bare namespace ("user."), EOPNOTSUPP
+ * for a namespace we do not keep (as ext4) */
 static int xattr_check_name(const char *name)
 {
-	if (g_str_has_prefix(name, "user.") || g_str_has_prefix(name, "trusted.") ||
-	    g_str_has_prefix(name, "security.") || strcmp(name, FS_ACL_ACCESS) == 0 ||
-	    strcmp(name, FS_ACL_DEFAULT) == 0)
+	static const char *const ns[] = { "user.", "trusted.", "security." };
+
+	if (strcmp(name, FS_ACL_ACCESS) == 0 || strcmp(name, FS_ACL_DEFAULT) == 0)
 		return 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(ns); i++)
+		if (g_str_has_prefix(name, ns[i]))
+			return name[strlen(ns[i])] ? 0 : -EINVAL;
 	return -EOPNOTSUPP;
 }
 
@@ -283,7 +296,7 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		fs_inode_put(fs, in);
 	}
 	if (res < 0)
-		fuse_reply_err(req, res == -EOPNOTSUPP ? ENODATA : -res);
+		fuse_reply_err(req, -res);
 	else
 		xattr_reply(req, val, len, size);
 	g_free(val);
@@ -295,8 +308,10 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	GString *s = g_string_new(NULL);
 	int res;
 
+	/* trusted.* names are for CAP_SYS_ADMIN, which root stands for here: the
+	 * kernel hides their values from others, so hide the names too */
 	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_listxattr(fs, ino, s);
+	res = fs_meta_listxattr(fs, ino, fuse_req_ctx(req)->uid == 0, s);
 	g_mutex_unlock(&fs->db_lock);
 	if (res < 0)
 		fuse_reply_err(req, -res);
@@ -310,8 +325,8 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	struct fs_inode *in;
 	int res;
 
-	if (xattr_check_name(name) < 0)
-		return -ENODATA;
+	if ((res = xattr_check_name(name)) < 0)
+		return res;
 	if (fs->ro)
 		return -EROFS;
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)

@@ -809,12 +809,18 @@ static void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 static void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = FS(req);
+	struct fs_inode *in;
 	char *target = NULL;
 	int res;
 
-	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_read_link(fs, ino, &target);
-	g_mutex_unlock(&fs->db_lock);
+	if ((res = fs_inode_get(fs, ino, &in)) == 0) {
+		g_mutex_lock(&fs->db_lock);
+		res = fs_meta_read_link(fs, ino, &target);
+		g_mutex_unlock(&fs->db_lock);
+		if (res == 0)
+			fs_inode_accessed(fs, in);
+		fs_inode_put(fs, in);
+	}
 	if (res < 0)
 		fuse_reply_err(req, -res);
 	else

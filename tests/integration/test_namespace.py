@@ -251,6 +251,30 @@ def test_xattr_on_symlink_and_size_query(mnt):
     assert 'user.k="abcdef"' in p.stdout
 
 
+def test_xattr_bad_names(mnt_user):
+    """A bare namespace is EINVAL and a namespace we do not keep EOPNOTSUPP
+    (as ext4); trusted.* names are listed to root only, whose values the
+    kernel hides from others."""
+    m = mnt_user
+    p = m.path('f')
+    write_file(p, b'')
+    for name in ('user.', 'trusted.', 'security.'):
+        assert errno_of(os.setxattr, p, name, b'1') == errno.EINVAL, name
+        assert errno_of(os.getxattr, p, name) == errno.EINVAL, name
+        assert errno_of(os.removexattr, p, name) == errno.EINVAL, name
+    for name in ('system.foo', 'bogus.x'):
+        assert errno_of(os.setxattr, p, name, b'1') == errno.EOPNOTSUPP, name
+        assert errno_of(os.getxattr, p, name) == errno.EOPNOTSUPP, name
+        assert errno_of(os.removexattr, p, name) == errno.EOPNOTSUPP, name
+    os.setxattr(p, 'trusted.secret', b's')
+    os.setxattr(p, 'user.visible', b'v')
+    assert sorted(os.listxattr(p)) == ['trusted.secret', 'user.visible']
+    assert rfs.as_user(os.listxattr, p) == ['user.visible']
+    m.remount()
+    assert sorted(os.listxattr(p)) == ['trusted.secret', 'user.visible']
+    assert rfs.as_user(os.listxattr, p) == ['user.visible']
+
+
 def test_posix_acl(mnt_user):
     m = mnt_user
     os.mkdir(m.path('d'))
@@ -302,6 +326,34 @@ def test_chmod_chown_utimens_ns(mnt):
     st = os.stat(p)
     assert (st.st_atime_ns, st.st_mtime_ns) == (OLD, OLD + 5)
     assert (st.st_uid, st.st_gid) == (1234, 42)
+
+
+def test_times_beyond_range_clamp(mnt):
+    """Times are kept as int64 nanoseconds (1677-09-21 .. 2262-04-11):
+    beyond that they are clamped, as ext4 clamps to its range, not wrapped."""
+    lo, hi = -(2**63) + 10**9, 2**63 - 1
+    p = mnt.path('f')
+    write_file(p, b'')
+    y2500 = (16725225600, 123456789)           # 2500-01-01
+    y1600 = (-11676096000, 0)                  # 1600-01-01
+    os.utime(p, ns=(y1600[0] * 10**9, y2500[0] * 10**9 + y2500[1]))
+    for st in (os.stat(p), None):
+        if st is None:
+            mnt.remount()
+            st = os.stat(p)
+        assert lo <= st.st_atime_ns < -(2**63) + 86400 * 10**9, st.st_atime_ns
+        assert hi - 86400 * 10**9 < st.st_mtime_ns <= hi, st.st_mtime_ns
+    ok = 2**62                                # 2116: inside the range, exact
+    os.utime(p, ns=(ok + 1, -ok + 7))
+    assert (os.stat(p).st_atime_ns, os.stat(p).st_mtime_ns) == (ok + 1, -ok + 7)
+
+
+def test_readlink_updates_atime(mnt):
+    os.symlink('target', mnt.path('l'))
+    os.utime(mnt.path('l'), ns=(OLD, OLD), follow_symlinks=False)
+    assert os.readlink(mnt.path('l')) == 'target'
+    mnt.remount()      # the kernel's cached attributes go; the daemon's stay
+    assert os.lstat(mnt.path('l')).st_atime_ns > OLD
 
 
 def set_old(*paths):
