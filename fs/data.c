@@ -46,6 +46,32 @@ static void data_punch_pages(int fd, uint64_t start, uint64_t end)
 	data_fallocate_pages(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, end);
 }
 
+/* Pages past the backing file's EOF were dropped from in->rsv: free their
+ * blocks.  ext4 neither punches past EOF nor frees such blocks apart, but a
+ * truncate to the size frees every block past it; the pages past EOF that
+ * stay reserved are then allocated again. */
+static void data_trim_past_eof(struct fs *fs, struct fs_inode *in, int fd)
+{
+	GArray *keep = g_array_new(FALSE, FALSE, sizeof(struct data_range));
+	struct stat st;
+
+	(void)fs;
+	if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size) == 0) {
+		rsv_map_foreach_present(&in->rsv, rsv_page_up(st.st_size),
+					UINT64_MAX >> RSV_PAGE_SHIFT, data_collect, keep);
+		for (guint i = 0; i < keep->len; i++) {
+			struct data_range *r = &g_array_index(keep, struct data_range, i);
+			int res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, r->start, r->end);
+
+			if (res < 0)
+				g_warning("cannot re-allocate pages %" PRIu64 "-%" PRIu64 " past "
+					  "the end of a backing file: %s", r->start, r->end,
+					  strerror(-res));
+		}
+	}
+	g_array_free(keep, TRUE);
+}
+
 /* Charges and maps the pages of @undo (the ranges missing from in->rsv),
  * then makes them real except for [skip_start, skip_end).  All or nothing. */
 static int data_reserve_ranges(struct fs *fs, struct fs_inode *in, int fd, GArray *undo,
@@ -80,13 +106,16 @@ static int data_reserve_ranges(struct fs *fs, struct fs_inode *in, int fd, GArra
 
 void fs_data_undo(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t from_page)
 {
-	bool temp = false;
+	bool temp = false, past_eof = false;
+	struct stat st;
 	int fd = in->fd;
 
 	if (!undo)
 		return;
 	if (fd < 0)
 		fd = fs_inode_fd(fs, in, &temp);
+	if (fd >= 0 && fstat(fd, &st) < 0)
+		st.st_size = 0;
 	for (guint i = 0; i < undo->len; i++) {
 		struct data_range *r = &g_array_index(undo, struct data_range, i);
 		uint64_t a = MAX(r->start, from_page), b = r->end;
@@ -96,7 +125,10 @@ void fs_data_undo(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t fro
 		rsv_release(&fs->ledger, rsv_map_remove(&in->rsv, a, b));
 		if (fd >= 0)
 			data_punch_pages(fd, a, b);
+		past_eof |= fd >= 0 && b > rsv_page_up(st.st_size);
 	}
+	if (past_eof)
+		data_trim_past_eof(fs, in, fd);
 	if (temp && fd >= 0)
 		close(fd);
 	in->attr_dirty = true;
@@ -323,6 +355,8 @@ static int data_punch(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, 
 		rsv_release(&fs->ledger, n);
 		/* the whole pages go, also any partial-page remainder past EOF */
 		data_punch_pages(fd, pfirst, plast);
+		if (n && plast > rsv_page_up(size))
+			data_trim_past_eof(fs, in, fd);
 	}
 out:
 	cache_file_drop(fs->cache, &in->cf, rsv_page_up(off), rsv_page_down(end));

@@ -152,6 +152,10 @@ static int parse_bytes(const char *s, const char *opt, uint64_t *bytes)
 	return 0;
 }
 
+/* Set once a background daemon has let its parent go: from then on our
+ * messages go to syslog, before that to the terminal that mounted us. */
+static bool mount_detached;
+
 static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
 			gpointer data)
 {
@@ -161,7 +165,7 @@ static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *
 
 	if (level & G_LOG_LEVEL_DEBUG)
 		return;
-	if (o->foreground)
+	if (o->foreground || !mount_detached)
 		fprintf(stderr, "reservefs: %s: %s\n", what, msg);
 	else
 		syslog(level & G_LOG_LEVEL_WARNING ? LOG_WARNING : LOG_ERR, "%s", msg);
@@ -323,7 +327,7 @@ static void mount_each(bool (*fn)(const char *mnt, const char *src, unsigned maj
 }
 
 struct mount_live {
-	const char *store, *real;
+	const char *real;
 	char *found;
 };
 
@@ -331,26 +335,28 @@ static bool mount_live_match(const char *mnt, const char *src, unsigned maj, uns
 			     void *ctx)
 {
 	struct mount_live *l = ctx;
-	char *rsrc = realpath(src, NULL);
+	char *rsrc = src[0] == '/' ? realpath(src, NULL) : NULL;
 	struct statvfs sv;
 
 	(void)maj;
 	(void)min;
 	/* statvfs fails on a dead daemon's mount */
-	if ((strcmp(src, l->store) == 0 || (l->real && rsrc && strcmp(rsrc, l->real) == 0)) &&
-	    statvfs(mnt, &sv) == 0)
+	if (rsrc && strcmp(rsrc, l->real) == 0 && statvfs(mnt, &sv) == 0)
 		l->found = g_strdup(mnt);
 	free(rsrc);
 	return l->found != NULL;
 }
 
 /* The mount point where @store is already mounted by a live reservefs, or
- * NULL.  Sources are compared as the mount shows them and as real paths. */
+ * NULL.  A mount's source is its store's real path (the fsname we give it);
+ * a store is compared by its real path, never by the name as typed: two
+ * stores both called "st" in different directories are different stores. */
 char *fs_mount_find_live(const char *store)
 {
-	struct mount_live l = { .store = store, .real = realpath(store, NULL) };
+	struct mount_live l = { .real = realpath(store, NULL) };
 
-	mount_each(mount_live_match, &l);
+	if (l.real)
+		mount_each(mount_live_match, &l);
 	free((char *)l.real);
 	return l.found;
 }
@@ -447,6 +453,87 @@ static int mount_set_super_u64(struct fs *fs, const char *key, uint64_t v)
 	return fs_meta_set_super(fs, key, buf);
 }
 
+/* Into the background, as fuse_daemonize() does, except that the parent
+ * stays until the child reports (mount_ready) and exits with its status:
+ * `reservefs STORE MNT` succeeds only when the mount is up and serving, and
+ * a failure after the fork (the store cannot be written, the disk is full)
+ * reaches the caller's terminal and exit status.  *ready_fd: the child's
+ * end of the pipe, -1 in the foreground. */
+static int mount_daemonize(bool foreground, int *ready_fd)
+{
+	int p[2];
+	char status = 1;
+	pid_t pid;
+
+	*ready_fd = -1;
+	if (foreground)
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "reservefs: cannot go to the background: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		/* EOF: the child failed, and said why on stderr */
+		while (read(p[0], &status, 1) < 0 && errno == EINTR)
+			;
+		_exit(status);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void mount_ready(int *ready_fd)
+{
+	const char ok = 0;
+	int nul;
+
+	if (*ready_fd < 0)
+		return;
+	if (chdir("/") < 0)
+		g_warning("chdir /: %s", strerror(errno));
+	if ((nul = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+		dup2(nul, STDIN_FILENO);
+		dup2(nul, STDOUT_FILENO);
+		dup2(nul, STDERR_FILENO);
+		if (nul > STDERR_FILENO)
+			close(nul);
+	}
+	mount_detached = true;
+	if (write(*ready_fd, &ok, 1) != 1)
+		g_warning("cannot tell the mounting process: %s", strerror(errno));
+	close(*ready_fd);
+	*ready_fd = -1;
+}
+
+/* A mount point must be a directory, and must not cover the store: the
+ * daemon reopens meta.db after mounting, and through its own mount, not
+ * yet served, that open would wait forever. */
+static int mount_check_mountpoint(const char *store, const char *real_store, const char *mnt)
+{
+	char *real = realpath(mnt, NULL);
+	struct stat st;
+	size_t n;
+	int res = 0;
+
+	if (!real || stat(real, &st) < 0) {
+		fprintf(stderr, "reservefs: mountpoint %s: %s\n", mnt, strerror(errno));
+		res = -1;
+	} else if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "reservefs: mountpoint %s: %s\n", mnt, strerror(ENOTDIR));
+		res = -1;
+	} else if (real_store && (n = strlen(real), strncmp(real_store, real, n) == 0) &&
+		   (n == 1 || real_store[n] == '/' || real_store[n] == '\0')) {
+		fprintf(stderr, "reservefs: mountpoint %s would hide the store %s: "
+			"mount it elsewhere\n", mnt, store);
+		res = -1;
+	}
+	free(real);
+	return res;
+}
+
 int fs_main_mount(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -456,10 +543,10 @@ int fs_main_mount(int argc, char *argv[])
 	struct fuse_loop_config *cfg;
 	struct cache_params cp = { 8 << 20, 30000 };
 	struct fs *fs;
-	char *v = NULL, *extra;
+	char *v = NULL, *extra, *real_store = NULL;
 	bool clean, switched = false;
 	enum rsv_mode stored_mode;
-	int res, ret = 1;
+	int res, ret = 1, ready_fd = -1;
 
 	memset(&a, 0, sizeof(a));
 	if (fuse_opt_parse(&args, &a, mount_opts, mount_opt_proc) < 0 || a.bad) {
@@ -475,6 +562,9 @@ int fs_main_mount(int argc, char *argv[])
 		ret = mount_remount(&a);
 		goto out_args;
 	}
+	real_store = realpath(a.store, NULL);	/* NULL: fs_store_open says why */
+	if (mount_check_mountpoint(a.store, real_store, a.mountpoint) < 0)
+		goto out_args;
 	{
 		/* One daemon per store: a second mount of it shares the first
 		 * one's view, as a block device mounted twice does. */
@@ -528,7 +618,8 @@ int fs_main_mount(int argc, char *argv[])
 	 * before the store is touched. */
 	{
 		GString *esc = g_string_new(NULL);
-		for (const char *p = a.store; *p; p++) {
+		/* the real path: how fs_mount_find_live knows the store */
+		for (const char *p = real_store ? real_store : a.store; *p; p++) {
 			if (*p == ',' || *p == '\\')
 				g_string_append_c(esc, '\\');
 			g_string_append_c(esc, *p);
@@ -607,7 +698,7 @@ int fs_main_mount(int argc, char *argv[])
 	if (fs_io_install(fs, se) < 0)
 		goto out_unmount;
 	mount_set_bdi(fs);
-	if (fuse_daemonize(a.o.foreground) < 0)
+	if (mount_daemonize(a.o.foreground, &ready_fd) < 0)
 		goto out_unmount;
 	if (!a.o.foreground)
 		openlog("reservefs", LOG_PID, LOG_DAEMON);
@@ -637,6 +728,8 @@ int fs_main_mount(int argc, char *argv[])
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	fs_backing_reaper_start(fs);
 	fs->stamp_ok = !fs->ro;
+
+	mount_ready(&ready_fd);
 
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -680,6 +773,7 @@ out:
 	g_free(fs);
 out_args:
 	fuse_opt_free_args(&args);
+	free(real_store);
 	free(a.store);
 	free(a.mountpoint);
 	free(a.o.size);

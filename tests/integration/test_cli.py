@@ -153,6 +153,84 @@ def test_mount_background_default(fsf):
     assert open(m.path('hello')).read() == 'world'
 
 
+def test_stores_named_alike_are_told_apart(workdir):
+    """Two stores both called 'st', mounted by relative name from their own
+    directories: each mount serves its own store (the second was once
+    bind-mounted from the first, because the names matched as typed)."""
+    dirs = [os.path.join(workdir, d) for d in ('a', 'b')]
+    mnts = [os.path.join(workdir, 'm' + d) for d in ('a', 'b')]
+    for d, mnt, size in zip(dirs, mnts, ('8M', '4M')):
+        os.mkdir(d)
+        os.mkdir(mnt)
+        run([RESERVEFS, 'mkfs', 'st', '-o', 'size=' + size], cwd=d, check=True)
+    try:
+        for d, mnt in zip(dirs, mnts):
+            p = run([RESERVEFS, 'st', mnt], cwd=d, timeout=30)
+            assert p.returncode == 0, p.stderr
+        with open(os.path.join(mnts[0], 'of-a'), 'w') as f:
+            f.write('a')
+        assert [os.statvfs(m).f_blocks for m in mnts] == [2048, 1024]
+        assert os.listdir(mnts[1]) == []
+        assert rfs.mountinfo_entry(mnts[0])['dev'] != rfs.mountinfo_entry(mnts[1])['dev']
+        # named by its absolute path from elsewhere, a mounted store is known
+        p = run([RESERVEFS, 'fsck', os.path.join(dirs[0], 'st')], timeout=30)
+        assert p.returncode != 0 and 'mounted on ' + mnts[0] in p.stderr, p.stderr
+    finally:
+        for mnt in mnts:
+            if rfs.is_mounted(mnt):
+                run(['fusermount3', '-u', mnt], timeout=30)
+    for d in dirs:     # fsck waits for the daemon to let go of the store
+        p = run([RESERVEFS, 'fsck', os.path.join(d, 'st')], timeout=150)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_mount_refuses_bad_mountpoints(fsf):
+    """Not a directory; the store itself or a directory above it (the
+    daemon reopens meta.db through its own mount: it hung)."""
+    m = fsf.new(size='1M', do_mount=False)
+    before = store_digest(m.store)
+    f = os.path.join(m.work, 'a-file')
+    with open(f, 'w') as fh:
+        fh.write('x')
+    assert 'Not a directory' in one_line_error(try_mount_expect_failure(m.store, f))
+    for mnt in (m.store, os.path.dirname(m.store)):
+        assert 'hide the store' in one_line_error(try_mount_expect_failure(m.store, mnt))
+    assert store_digest(m.store) == before
+    m.mount()
+
+
+def test_background_mount_failure_reaches_the_caller(workdir):
+    """A background mount whose daemon fails after going to the background
+    (here: no room on the backing disk to mark the store in use) exits
+    non-zero and says why; it once exited 0 with nothing mounted."""
+    small = os.path.join(workdir, 'small')
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(small)
+    os.mkdir(mnt)
+    run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
+    try:
+        store = os.path.join(small, 'st')
+        run([RESERVEFS, 'mkfs', store, '-o', 'size=4M'], check=True)
+        free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+        run(['fallocate', '-l', str(free - 40 * 1024), os.path.join(small, 'filler')],
+            check=True)
+        p = run([RESERVEFS, store, mnt], timeout=60)
+        assert p.returncode != 0, 'mount said success: %r' % p.stderr
+        assert 'No space left on device' in p.stderr, p.stderr
+        assert not rfs.is_mounted(mnt)
+        os.unlink(os.path.join(small, 'filler'))
+        p = run([RESERVEFS, store, mnt], timeout=60)
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(mnt, 'f'), 'w') as fh:
+            fh.write('after')
+    finally:
+        if rfs.is_mounted(mnt):
+            run(['fusermount3', '-u', mnt], timeout=30)
+        rfs.wait_store_released(os.path.join(small, 'st'))
+        if run(['umount', small], timeout=30).returncode != 0:
+            run(['umount', '-l', small], timeout=30)
+
+
 def test_mount_helper_and_fstab_style(fsf):
     if not os.path.exists('/sbin/mount.fuse3') and not os.path.exists('/usr/sbin/mount.fuse3'):
         pytest.skip('mount.fuse3 not installed')

@@ -277,6 +277,16 @@ def test_punch_zero_release(fsf, mode):
         before = m.free_pages()
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 128 * PAGE, 16 * PAGE)
         assert m.free_pages() == before + 16
+        # ... and so are its blocks (ext4 does not punch past EOF: they stayed)
+        backing_pages = lambda: os.stat(m.backing('f')).st_blocks // 8
+        assert backing_pages() == os.fstat(fd).st_blocks // 8
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 128 * PAGE, 32 * PAGE)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 136 * PAGE, 8 * PAGE)
+        assert m.free_pages() == before - 8
+        assert backing_pages() == os.fstat(fd).st_blocks // 8
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 128 * PAGE, 32 * PAGE)
+        assert m.free_pages() == before + 16
+        assert backing_pages() == os.fstat(fd).st_blocks // 8
         # in eof mode a punched page below EOF is still reserved: writing it
         # on a full store succeeds
         run_fill(m, 1, PAGE)
