@@ -230,9 +230,13 @@ static void data_release_from(struct fs *fs, struct fs_inode *in, int fd, uint64
 
 	if (n) {
 		rsv_release(&fs->ledger, n);
-		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)page << RSV_PAGE_SHIFT,
-			  (off_t)fs->max_file_size - ((off_t)page << RSV_PAGE_SHIFT) + RSV_PAGE_SIZE);
+		/* the truncate before us freed blocks past the new EOF; punch what a
+		 * backing filesystem may keep there all the same (the range must
+		 * end within its limit, or the punch fails with EFBIG) */
+		if ((page << RSV_PAGE_SHIFT) < fs->max_file_size)
+			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)page << RSV_PAGE_SHIFT,
+				  (off_t)(fs->max_file_size - (page << RSV_PAGE_SHIFT)));
 		in->attr_dirty = true;
 	}
 	cache_file_drop(fs->cache, &in->cf, page, UINT64_MAX >> RSV_PAGE_SHIFT);

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -128,11 +129,12 @@ static int parse_seconds_ms(const char *s, uint64_t *ms)
 		return -EINVAL;
 	if (strcmp(end, "ms") == 0)
 		*ms = v;
-	else if (*end == '\0' || strcmp(end, "s") == 0)
+	else if ((*end == '\0' || strcmp(end, "s") == 0) && v <= UINT64_MAX / 1000)
 		*ms = v * 1000;
 	else
 		return -EINVAL;
-	return 0;
+	/* the cache counts microseconds in 64 bits: a century is plenty */
+	return *ms <= (uint64_t)100 * 365 * 86400 * 1000 ? 0 : -EINVAL;
 }
 
 static int parse_bytes(const char *s, const char *opt, uint64_t *bytes)
@@ -261,33 +263,6 @@ static uint64_t mount_max_file_size(int fd)
 	return (uint64_t)INT64_MAX & ~(uint64_t)(RSV_PAGE_SIZE - 1);
 }
 
-/* `mount -o remount,ro|rw MNT` runs us as its helper: change the mount's
- * flags ourselves instead of starting a second daemon.  The kernel enforces
- * read-only; the daemon serving the mount carries on. */
-static int mount_remount(const struct mount_args *a)
-{
-	struct statvfs sv;
-	unsigned long flags = MS_REMOUNT;
-
-	if (statvfs(a->mountpoint, &sv) < 0) {
-		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
-		return 1;
-	}
-	if (sv.f_flag & ST_NOSUID)
-		flags |= MS_NOSUID;
-	if (sv.f_flag & ST_NODEV)
-		flags |= MS_NODEV;
-	if (sv.f_flag & ST_NOEXEC)
-		flags |= MS_NOEXEC;
-	if (a->o.ro)
-		flags |= MS_RDONLY;
-	if (mount(NULL, a->mountpoint, NULL, flags, NULL) < 0) {
-		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
-		return 1;
-	}
-	return 0;
-}
-
 /* Calls @fn for each reservefs mount in /proc/self/mountinfo, newest last,
  * with its mount point, source and device, until @fn returns true. */
 static void mount_each(bool (*fn)(const char *mnt, const char *src, unsigned maj,
@@ -365,6 +340,7 @@ struct mount_dev {
 	const char *mnt;
 	unsigned maj, min;
 	bool found;
+	char *src;		/* g_free */
 };
 
 static bool mount_dev_match(const char *mnt, const char *src, unsigned maj, unsigned min,
@@ -372,13 +348,125 @@ static bool mount_dev_match(const char *mnt, const char *src, unsigned maj, unsi
 {
 	struct mount_dev *d = ctx;
 
-	(void)src;
 	if (strcmp(mnt, d->mnt) == 0) {	/* keep going: the newest one wins */
 		d->maj = maj;
 		d->min = min;
 		d->found = true;
+		g_free(d->src);
+		d->src = g_strdup(src);
 	}
 	return false;
+}
+
+/* What mount(8) passes a helper at remount besides our own options: the
+ * mount's flags and the FUSE options it was mounted with. */
+static bool mount_remount_opt_ok(const char *o)
+{
+	static const char *const names[] = {
+		"ro", "rw", "remount", "defaults", "suid", "nosuid", "dev", "nodev", "exec",
+		"noexec", "atime", "noatime", "diratime", "nodiratime", "relatime",
+		"norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
+		"sync", "async", "dirsync", "silent", "loud", "auto", "noauto", "user",
+		"nouser", "users", "nofail", "_netdev", "default_permissions", "allow_other",
+		"allow_root", "auto_unmount",
+	};
+	static const char *const keys[] = {
+		"user_id=", "group_id=", "fsname=", "subtype=", "max_read=", "blksize=",
+		"rootmode=", "comment=", "x-",
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+		if (strcmp(o, names[i]) == 0)
+			return true;
+	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+		if (g_str_has_prefix(o, keys[i]))
+			return true;
+	return false;
+}
+
+/* `mount -o remount,... MNT` runs us as its helper: change the live mount
+ * instead of starting a second daemon.  Its flags (ro/rw) by mount(2)
+ * MS_REMOUNT, size= and nr_inodes= through the control xattrs; what only a
+ * new mount can change is refused, as is a MNT that is not a reservefs
+ * mount of STORE.  The kernel enforces read-only; the daemon carries on. */
+static int mount_remount(const struct mount_args *a, const struct fuse_args *args)
+{
+	/* mount(8) adds fstab's options: these are only noted */
+	const char *fixed[] = { a->o.dirty_limit ? "dirty_limit" : NULL,
+				a->o.dirty_expire ? "dirty_expire" : NULL,
+				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL };
+	struct mount_dev d = { .mnt = NULL };
+	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
+	char mode[16] = "";
+	struct statvfs sv;
+	unsigned long flags = MS_REMOUNT;
+	ssize_t n;
+	int ret = 1;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
+		if (fixed[i])
+			fprintf(stderr, "reservefs: remount: %s is kept as mounted (it changes "
+				"only at mount)\n", fixed[i]);
+	for (int i = 1; i < args->argc; i++) {
+		gchar **opts;
+		bool ok = true;
+
+		if (strcmp(args->argv[i], "-o") != 0 || i + 1 >= args->argc)
+			continue;
+		opts = g_strsplit(args->argv[++i], ",", -1);
+		for (gchar **o = opts; *o && ok; o++)
+			if (**o && !(ok = mount_remount_opt_ok(*o)))
+				fprintf(stderr, "reservefs: remount: unknown option '%s'\n", *o);
+		g_strfreev(opts);
+		if (!ok)
+			goto out;
+	}
+	if (mnt) {
+		d.mnt = mnt;
+		mount_each(mount_dev_match, &d);
+	}
+	if (!d.found || statvfs(mnt, &sv) < 0) {
+		fprintf(stderr, "reservefs: remount: %s is not a reservefs mount\n", a->mountpoint);
+		goto out;
+	}
+	if (d.src[0] == '/' && (!store || strcmp(store, d.src) != 0)) {
+		fprintf(stderr, "reservefs: remount: %s is a mount of %s, not of %s\n",
+			a->mountpoint, d.src, a->store);
+		goto out;
+	}
+	if (a->o.reserve &&
+	    ((n = getxattr(mnt, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
+	     (mode[n] = '\0', strcmp(mode, a->o.reserve) != 0))) {
+		fprintf(stderr, "reservefs: remount: reserve=%s: the mount is in %s mode, which "
+			"changes only at mount\n", a->o.reserve, n < 0 ? "another" : mode);
+		goto out;
+	}
+	if (sv.f_flag & ST_NOSUID)
+		flags |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		flags |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		flags |= MS_NOEXEC;
+	if (a->o.ro)
+		flags |= MS_RDONLY;
+	if (mount(NULL, mnt, NULL, flags, NULL) < 0) {
+		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
+		goto out;
+	}
+	if ((a->o.size && setxattr(mnt, "user.reservefs.size", a->o.size,
+				   strlen(a->o.size), 0) < 0) ||
+	    (a->o.nr_inodes && setxattr(mnt, "user.reservefs.nr_inodes", a->o.nr_inodes,
+					strlen(a->o.nr_inodes), 0) < 0)) {
+		fprintf(stderr, "reservefs: remount %s: cannot set %s: %s\n", a->mountpoint,
+			a->o.size ? "size" : "nr_inodes", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	g_free(d.src);
+	free(mnt);
+	free(store);
+	return ret;
 }
 
 static int mount_write_sysfs(const char *path, const char *val)
@@ -419,6 +507,7 @@ static void mount_set_bdi(struct fs *fs)
 		g_message("cannot bound the kernel's dirty pages for this mount "
 			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
 			  d.maj, d.min, strerror(-res));
+	g_free(d.src);
 }
 
 /* Charges the ledger with what the store holds: from the per-inode records
@@ -559,7 +648,7 @@ int fs_main_mount(int argc, char *argv[])
 		goto out_args;
 	}
 	if (a.o.remount) {
-		ret = mount_remount(&a);
+		ret = mount_remount(&a, &args);
 		goto out_args;
 	}
 	real_store = realpath(a.store, NULL);	/* NULL: fs_store_open says why */
@@ -610,7 +699,7 @@ int fs_main_mount(int argc, char *argv[])
 	}
 	if (a.o.dirty_expire && parse_seconds_ms(a.o.dirty_expire, &cp.dirty_expire_ms) < 0) {
 		fprintf(stderr, "reservefs: bad value for option dirty_expire=%s (seconds, "
-			"or Nms)\n", a.o.dirty_expire);
+			"or Nms; at most 100 years)\n", a.o.dirty_expire);
 		ret = 2;
 		goto out;
 	}

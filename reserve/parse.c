@@ -96,13 +96,14 @@ static int rsv_parse_amount(const char *s, uint64_t base, int nr_suffix,
 
 /* The most pages a size may name: 2^64 bytes.  Beyond it the capacity in
  * bytes (statfs, the control xattrs) would no longer fit in 64 bits. */
+/* capacity in bytes must fit in 64 bits: at most 2^52 - 1 pages */
 #define RSV_MAX_PAGES (1ull << (64 - RSV_PAGE_SHIFT))
 
 int rsv_parse_size(const char *s, uint64_t backing_bytes, uint64_t *pages)
 {
 	uint64_t res;
 
-	if (rsv_parse_amount(s, backing_bytes, 6, RSV_PAGE_SIZE, &res) || res > RSV_MAX_PAGES)
+	if (rsv_parse_amount(s, backing_bytes, 6, RSV_PAGE_SIZE, &res) || res >= RSV_MAX_PAGES)
 		return -EINVAL;
 	*pages = res;
 	return 0;

@@ -266,6 +266,55 @@ def test_mount_readonly_option(fsf):
     assert e.value.errno == 30  # EROFS
 
 
+def test_remount_helper(fsf, workdir):
+    """`reservefs STORE MNT -o remount,...` (what mount(8) runs): flags and
+    size change on the live mount; unknown options, a mode change, another
+    store or a mount that is not ours are refused (a tmpfs was once made
+    read-only this way)."""
+    m = fsf.new(size='1M')
+    remount = lambda opts, store=m.store, mnt=m.mnt: run(
+        [RESERVEFS, store, mnt, '-o', 'remount,' + opts], timeout=30)
+    with open(m.path('f'), 'w') as f:
+        f.write('data')
+    pid = m.current_pid()
+    p = remount('ro')
+    assert p.returncode == 0, p.stderr
+    assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'ro'
+    assert errno_of_open(m.path('g')) == 30   # EROFS
+    p = remount('rw,size=2M')
+    assert p.returncode == 0, p.stderr
+    assert m.statvfs().f_blocks == 512
+    with open(m.path('g'), 'w') as f:
+        f.write('more')
+    for opts in ('bogus', 'reserve=write', 'size=lots'):
+        p = remount(opts)
+        assert p.returncode != 0 and p.stderr.strip(), (opts, p.stderr)
+    assert remount('ro', store=os.path.join(workdir, 'other')).returncode != 0
+    tm = os.path.join(workdir, 'tm')
+    os.mkdir(tm)
+    run(['mount', '-t', 'tmpfs', 'tmpfs', tm], check=True)
+    try:
+        p = remount('ro', mnt=tm)
+        assert p.returncode != 0 and 'not a reservefs mount' in p.stderr, p.stderr
+        assert rfs.mountinfo_entry(tm)['opts'].split(',')[0] == 'rw'
+    finally:
+        run(['umount', tm], timeout=30)
+    # still the same daemon, read-write, everything there
+    assert m.current_pid() == pid and rfs.mountinfo_entry(m.mnt)['opts'].startswith('rw')
+    assert m.statvfs().f_blocks == 512
+    m.remount()
+    assert open(m.path('f')).read() == 'data' and open(m.path('g')).read() == 'more'
+    assert m.statvfs().f_blocks == 512     # the new size is kept
+
+
+def errno_of_open(path):
+    try:
+        open(path, 'w').close()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
 def test_mount_size_override_at_mount(fsf):
     m = fsf.new(size='1M', mount_opts='size=2M')
     assert m.statvfs().f_blocks == 512
@@ -299,7 +348,8 @@ def test_mount_fuse_options_pass_through(fsf, opts):
 
 @pytest.mark.parametrize('opts', ['bogus', 'size=12x', 'reserve=maybe', 'nr_inodes=-5',
                                   'dirty_limit=lots', 'dirty_expire=soon', 'mmap_dirty_max=1q',
-                                  'max_read=x'])
+                                  'max_read=x', 'dirty_expire=10000000000000',
+                                  'dirty_expire=18446744073709552', 'size=18446744073709551615'])
 def test_mount_bad_options(fsf, opts):
     m = fsf.new(size='1M', do_mount=False)
     before = store_digest(m.store)

@@ -1061,7 +1061,11 @@ static void test_parse_size(void)
 	check_size("1p", 0, 1ull << 38);
 	check_size("1E", 0, 1ull << 48);
 	check_size("15e", 0, 15ull << 48);
-	check_size("18446744073709551615", 0, 1ull << 52);
+	/* the capacity in bytes must fit in 64 bits (2^52 pages showed as 0) */
+	check_size("18446744073709547520", 0, (1ull << 52) - 1);
+	check_size_bad("18446744073709547521", 0);
+	check_size_bad("18446744073709551615", 0);
+	check_size_bad("16e", 0);
 	check_size("10%", disk, 100000);
 	check_size("100%", disk, 1000000);
 	check_size("101%", disk, 1010000);
@@ -1069,7 +1073,7 @@ static void test_parse_size(void)
 	check_size("10%", 4097, 1);
 	check_size("50%", 3 * 4096, 2);		/* 1.5 pages, rounded up */
 	check_size("1000000%", disk, 1000000ull * 10000);
-	check_size("100%", UINT64_MAX, 1ull << 52);
+	check_size_bad("100%", UINT64_MAX);
 
 	check_size_bad(NULL, disk);
 	check_size_bad("", disk);
