@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "fs_i.h"
 
@@ -151,15 +152,43 @@ static void meta_load_next_id(struct fs *fs)
 	g_free(v);
 }
 
+/* A store on read-only media (a read-only mount, a CD image): SQLite cannot
+ * make the WAL index beside meta.db, so it opens nothing there.  With no
+ * WAL left (a clean unmount checkpoints and removes it) nothing can change
+ * the file under us, and SQLite may read it as immutable.  NULL otherwise. */
+static char *meta_readonly_uri(const struct fs *fs, const char *path)
+{
+	char *wal = g_strconcat(path, "-wal", NULL);
+	struct stat st;
+	bool pending = stat(wal, &st) == 0 && st.st_size > 0;
+	GString *uri;
+
+	g_free(wal);
+	if (!fs->ro || pending || access(fs->store, W_OK) == 0 || errno != EROFS)
+		return NULL;
+	uri = g_string_new("file:");
+	for (const char *p = path; *p; p++)
+		if (g_ascii_isalnum(*p) || strchr("/-_.~", *p))
+			g_string_append_c(uri, *p);
+		else
+			g_string_append_printf(uri, "%%%02X", (unsigned char)*p);
+	g_string_append(uri, "?immutable=1");
+	return g_string_free(uri, FALSE);
+}
+
 int fs_meta_open(struct fs *fs, bool create)
 {
 	char *path = g_build_filename(fs->store, "meta.db", NULL);
+	char *uri = create ? NULL : meta_readonly_uri(fs, path);
 	int flags = fs->ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
 	int rc;
 
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
-	rc = sqlite3_open_v2(path, &fs->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (uri)
+		flags |= SQLITE_OPEN_URI;
+	rc = sqlite3_open_v2(uri ? uri : path, &fs->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	g_free(uri);
 	g_free(path);
 	if (rc != SQLITE_OK)
 		return meta_errno(rc) ? meta_errno(rc) : -EIO;

@@ -315,6 +315,40 @@ def errno_of_open(path):
     return 0
 
 
+def test_store_on_read_only_media(fsf, workdir):
+    """A store on a read-only filesystem mounts with -o ro and reads back
+    (SQLite could not open meta.db there: no room for its WAL index)."""
+    m = fsf.new(size='4M')
+    data = os.urandom(300000)
+    with open(m.path('f'), 'wb') as f:
+        f.write(data)
+    os.mkdir(m.path('d'))
+    m.umount()
+    assert rfs.wait_store_released(m.store)
+    before = store_digest(m.store)
+    ro = os.path.join(workdir, 'ro-store')
+    os.mkdir(ro)
+    run(['mount', '--bind', m.store, ro], check=True)
+    try:
+        run(['mount', '-o', 'remount,bind,ro', ro], check=True)
+        p = try_mount_expect_failure(ro, m.mnt)       # read-write: refused, says how
+        assert '-o ro' in one_line_error(p)
+        p = run([RESERVEFS, ro, m.mnt, '-o', 'ro'], timeout=30)
+        assert p.returncode == 0, p.stderr
+        try:
+            assert open(m.path('f'), 'rb').read() == data
+            assert sorted(os.listdir(m.mnt)) == ['d', 'f']
+        finally:
+            run(['fusermount3', '-u', m.mnt], timeout=30)
+        assert rfs.wait_store_released(ro)
+    finally:
+        if run(['umount', ro], timeout=30).returncode != 0:
+            run(['umount', '-l', ro], timeout=30)
+    assert store_digest(m.store) == before
+    m.mount()
+    assert open(m.path('f'), 'rb').read() == data
+
+
 def test_mount_size_override_at_mount(fsf):
     m = fsf.new(size='1M', mount_opts='size=2M')
     assert m.statvfs().f_blocks == 512
