@@ -67,13 +67,55 @@ static int mkfs_parse(const char *opts, char **size, char **nr, char **rsv)
 	return res;
 }
 
+/* Refuses (-EBUSY, said here) when a daemon or fsck holds the store. */
+static int mkfs_check_unused(const char *store)
+{
+	char *lock = g_build_filename(store, "lock", NULL);
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+
+	g_free(lock);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "reservefs mkfs: %s is in use (mounted?)\n", store);
+		close(fd);
+		return -EBUSY;
+	}
+	close(fd);	/* fs_store_open takes it again, on its own fd */
+	return 0;
+}
+
+/* Removes the old store's data/ and meta.db (with its WAL); 0 or -errno,
+ * said here. */
+static int mkfs_erase(const char *store, const char *meta)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char *data = g_build_filename(store, "data", NULL);
+	int res = 0;
+
+	if (nftw(data, tools_rm, 64, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		res = -errno;
+	g_free(data);
+	for (size_t i = 0; res == 0 && i < G_N_ELEMENTS(sfx); i++) {
+		char *f = g_strconcat(meta, sfx[i], NULL);
+
+		if (unlink(f) < 0 && errno != ENOENT)
+			res = -errno;
+		g_free(f);
+	}
+	if (res < 0)
+		fprintf(stderr, "reservefs mkfs: %s: cannot erase the old store: %s\n",
+			store, strerror(-res));
+	return res;
+}
+
 int fs_main_mkfs(int argc, char *argv[])
 {
-	char *size = NULL, *nr = NULL, *rsv = NULL, *store = NULL, *meta;
+	char *size = NULL, *nr = NULL, *rsv = NULL, *store = NULL, *meta = NULL;
 	struct fs_params p = { 0, 0, RSV_MODE_EOF };
 	struct fs_inode root;
 	struct fs fs;
-	bool force = false;
+	bool force = false, created = false, exists;
 	int ret = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -99,48 +141,24 @@ int fs_main_mkfs(int argc, char *argv[])
 			"[--force]\n");
 		goto out_usage;
 	}
-	if (mkdir(store, 0755) < 0 && errno != EEXIST) {
+	if (mkdir(store, 0755) == 0) {
+		created = true;
+	} else if (errno != EEXIST) {
 		fprintf(stderr, "reservefs mkfs: %s: %s\n", store, strerror(errno));
 		goto out;
 	}
 	meta = g_build_filename(store, "meta.db", NULL);
-	if (access(meta, F_OK) == 0) {
-		if (!force) {
-			fprintf(stderr, "reservefs mkfs: %s is already a reservefs store "
-				"(use --force to erase it)\n", store);
-			g_free(meta);
-			goto out;
-		}
-		/* refuse to erase a mounted store: take its lock first */
-		memset(&fs, 0, sizeof(fs));
-		{
-			char *lock = g_build_filename(store, "lock", NULL);
-			int fd = open(lock, O_RDONLY | O_CLOEXEC);
-			g_free(lock);
-			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-				fprintf(stderr, "reservefs mkfs: %s is in use (mounted?)\n", store);
-				close(fd);
-				g_free(meta);
-				goto out;
-			}
-			if (fd >= 0)
-				close(fd);
-		}
-		char *data = g_build_filename(store, "data", NULL);
-		nftw(data, tools_rm, 64, FTW_DEPTH | FTW_PHYS);
-		g_free(data);
-		for (const char *sfx = ""; sfx; sfx = *sfx ? (strcmp(sfx, "-wal") ? NULL : "-shm") : "-wal") {
-			char *f = g_strconcat(meta, sfx, NULL);
-			unlink(f);
-			g_free(f);
-		}
-	} else if (!tools_dir_empty(store)) {
-		fprintf(stderr, "reservefs mkfs: %s is not empty and not a reservefs store\n", store);
-		g_free(meta);
+	exists = access(meta, F_OK) == 0;
+	if (exists && !force) {
+		fprintf(stderr, "reservefs mkfs: %s is already a reservefs store "
+			"(use --force to erase it)\n", store);
 		goto out;
 	}
-	g_free(meta);
-
+	if (!exists && !tools_dir_empty(store)) {
+		fprintf(stderr, "reservefs mkfs: %s is not empty and not a reservefs store\n", store);
+		goto out;
+	}
+	/* every option is checked before anything of an old store goes */
 	if (fs_parse_params(size ? size : "50%", NULL, rsv, store, &p) < 0) {
 		ret = 2;
 		goto out;
@@ -151,10 +169,14 @@ int fs_main_mkfs(int argc, char *argv[])
 		ret = 2;
 		goto out;
 	}
+	if (exists && (mkfs_check_unused(store) < 0 || mkfs_erase(store, meta) < 0))
+		goto out;
+
 	memset(&fs, 0, sizeof(fs));
+	fs.lock_fd = fs.data_fd = fs.free_fd = -1;
 	g_mutex_init(&fs.db_lock);
 	if (fs_store_open(&fs, store, false, true) < 0)
-		goto out;
+		goto out_close;
 	memset(&root, 0, sizeof(root));
 	root.mode = S_IFDIR | 0755;
 	root.uid = getuid();
@@ -182,6 +204,10 @@ int fs_main_mkfs(int argc, char *argv[])
 out_close:
 	fs_store_close(&fs);
 out:
+	/* a directory we made ourselves holds nothing but what we put there */
+	if (ret != 0 && created)
+		nftw(store, tools_rm, 64, FTW_DEPTH | FTW_PHYS);
+	g_free(meta);
 	g_free(size);
 	g_free(nr);
 	g_free(rsv);

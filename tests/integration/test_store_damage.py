@@ -1,0 +1,81 @@
+"""A damaged store, or a command given a bad option, must never cost data:
+mkfs --force checks its options before erasing anything, fsck and mount
+refuse a meta.db whose schema or superblock is damaged and change nothing,
+fsck --repair says (exit 1) when a problem remains, and a store that only
+lost its lock file is usable again."""
+
+import os
+import sqlite3
+
+import pytest
+
+import rfs
+from rfs import RESERVEFS, run
+from test_cli import one_line_error, store_digest, try_mount_expect_failure
+
+
+def make_store_with_file(fsf, data=b'precious\n', name='f', size='64M'):
+    """A store holding one file with @data, cleanly unmounted."""
+    m = fsf.new(size=size)
+    with open(m.path(name), 'wb') as f:
+        f.write(data)
+    backing = m.backing(name)
+    m.umount()
+    return m, backing
+
+
+def sql(store, *stmts):
+    con = sqlite3.connect(os.path.join(store, 'meta.db'), isolation_level=None)
+    try:
+        for s in stmts:
+            con.execute(s)
+        con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+    finally:
+        con.close()
+
+
+def super_value(store, key):
+    con = sqlite3.connect('file:%s?mode=ro' % os.path.join(store, 'meta.db'), uri=True)
+    try:
+        row = con.execute('SELECT value FROM super WHERE key = ?', (key,)).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def read(m, name):
+    with open(m.path(name), 'rb') as f:
+        return f.read()
+
+
+# ---- mkfs ------------------------------------------------------------------
+
+@pytest.mark.parametrize('opts', ['size=garbage', 'nr_inodes=abc', 'reserve=sometimes',
+                                  'size=1M,nr_inodes=x'])
+def test_mkfs_force_bad_option_keeps_the_store(fsf, opts):
+    """mkfs --force with a malformed value refuses it before erasing the
+    old store: meta.db and data/ are as they were and the file reads back."""
+    m, _ = make_store_with_file(fsf)
+    before = store_digest(m.store)
+    p = run([RESERVEFS, 'mkfs', m.store, '--force', '-o', opts])
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert opts.split('=')[-2].split(',')[-1] in one_line_error(p)
+    assert store_digest(m.store) == before
+    assert os.path.exists(os.path.join(m.store, 'lock'))
+    assert rfs.fsck(m.store).returncode == 0
+    m.mount()
+    assert read(m, 'f') == b'precious\n'
+
+
+@pytest.mark.parametrize('opts', ['size=garbage', 'nr_inodes=abc', 'reserve=sometimes'])
+def test_mkfs_bad_option_leaves_no_directory_behind(workdir, opts):
+    """A failed mkfs removes the directory it made itself, but never one
+    that was there before."""
+    store = os.path.join(workdir, 'new-store')
+    p = run([RESERVEFS, 'mkfs', store, '-o', opts])
+    one_line_error(p)
+    assert not os.path.exists(store)
+    os.mkdir(store)
+    p = run([RESERVEFS, 'mkfs', store, '-o', opts])
+    one_line_error(p)
+    assert os.path.isdir(store) and os.listdir(store) == []
