@@ -458,6 +458,35 @@ static int store_lock(struct fs *fs, const char *store, bool ro)
 	return 0;
 }
 
+/* The tables and columns we read, in format 1 and 2 alike: a meta.db that
+ * lacks one (damaged from outside) is refused here, before recovery could
+ * act on a query that fails.  (inodes.flags is added by a read-write open
+ * of an older store.) */
+static int store_check_schema(struct fs *fs, const char *store)
+{
+	static const char *const probes[] = {
+		"SELECT key, value FROM super LIMIT 0",
+		"SELECT ino, gen, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime,"
+		" btime, parent, rsv_pages, link FROM inodes LIMIT 0",
+		"SELECT parent, name, id, ino FROM dentries LIMIT 0",
+		"SELECT ino, name, value FROM xattrs LIMIT 0",
+		"SELECT flags FROM inodes LIMIT 0",
+	};
+	size_t n = G_N_ELEMENTS(probes) - (fs->ro ? 1 : 0);
+
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(fs->db, probes[i], -1, &st, NULL) != SQLITE_OK) {
+			fprintf(stderr, "reservefs: %s/meta.db: corrupt (%s)\n", store,
+				sqlite3_errmsg(fs->db));
+			return -EIO;
+		}
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
 /* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
  * Errors are printed here, one line each. */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
@@ -566,7 +595,7 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 			return -EIO;
 		}
 	}
-	return 0;
+	return store_check_schema(fs, store);
 }
 
 void fs_store_close(struct fs *fs)
@@ -607,56 +636,54 @@ struct rec_inode {
 	uint64_t links;		/* dentries naming it */
 	uint64_t subdirs;	/* directories: child directories */
 	bool has_backing;
+	bool freed;		/* an orphan, deleted in this recovery */
 };
 
-static int rec_exec(struct fs *fs, bool fix, const char *sql)
+/* One recovery: what it found and what it is to do once its transaction
+ * has committed. */
+struct rec {
+	struct fs *fs;
+	bool fix, clean;
+	GString *report;
+	int *problems;
+	GHashTable *inodes;	/* ino -> struct rec_inode */
+	GPtrArray *doomed;	/* names under data/ to remove after the commit */
+};
+
+static int rec_exec(struct rec *rc, const char *sql)
 {
-	return fix ? fs_meta_exec(fs, sql) : 0;
+	return rc->fix ? fs_meta_exec(rc->fs, sql) : 0;
 }
 
-/* The times an fsync left in the backing file's xattr (struct fs_stamp),
- * when they are newer than the row: the row then has not been stored since. */
-static void rec_stamp(struct fs *fs, bool fix, bool clean, int fd, const struct rec_inode *r,
-		      GString *report, int *problems)
+/* The rows of a query that must succeed: nothing is decided on a table
+ * that could not be read (a damaged schema would make every inode look
+ * orphaned). */
+static int rec_query(struct fs *fs, const char *sql, sqlite3_stmt **st)
 {
-	struct fs_stamp st;
-	char *sql;
+	int rc = sqlite3_prepare_v2(fs->db, sql, -1, st, NULL);
 
-	if (fgetxattr(fd, FS_STAMP_XATTR, &st, sizeof(st)) != (ssize_t)sizeof(st) ||
-	    st.ctime <= r->ctime)
-		return;
-	/* after a crash this is expected; in a clean store it is not */
-	if (clean)
-		problem(report, problems, "inode %" PRIu64 ": times older than its last fsync%s",
-			(uint64_t)r->ino, fix ? ": fixed" : "");
-	rec_exec(fs, fix, sql = g_strdup_printf(
-		"UPDATE inodes SET atime = %" PRId64 ", mtime = %" PRId64 ", ctime = %" PRId64
-		" WHERE ino = %" PRIu64, st.atime, st.mtime, st.ctime, (uint64_t)r->ino));
-	g_free(sql);
+	if (rc != SQLITE_OK) {
+		*st = NULL;
+		return -EIO;
+	}
+	return 0;
 }
 
-/* Checks (and with !report_only repairs) the store: orphans, dangling
- * dentries, link counts, backing files, sizes and the ledger.  Counts what
- * it finds in *problems; with a report, describes each.  Then charges the
- * ledger with the truth.  db_lock is not needed: nothing else runs yet. */
-int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems)
+static int rec_done(sqlite3_stmt *st, int rc)
 {
-	GHashTable *inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
-	bool fix = !report_only && !fs->ro;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int rec_load_inodes(struct rec *rc)
+{
 	sqlite3_stmt *st;
-	GHashTableIter it;
-	gpointer v;
-	uint64_t total_pages = 0, ninodes = 0;
-	int res = 0;
-	DIR *dir;
-	int dfd;
+	int res, step;
 
-	*problems = 0;
-	if (fix && (res = fs_meta_exec(fs, "BEGIN")) < 0)
-		goto out;
-	sqlite3_prepare_v2(fs->db, "SELECT ino, mode, nlink, size, rsv_pages, ctime FROM inodes",
-			   -1, &st, NULL);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	if ((res = rec_query(rc->fs, "SELECT ino, mode, nlink, size, rsv_pages, ctime FROM inodes",
+			     &st)) < 0)
+		return res;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_inode *r = g_new0(struct rec_inode, 1);
 		r->ino = sqlite3_column_int64(st, 0);
 		r->mode = sqlite3_column_int64(st, 1);
@@ -664,35 +691,52 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		r->size = sqlite3_column_int64(st, 3);
 		r->rsv_pages = sqlite3_column_int64(st, 4);
 		r->ctime = sqlite3_column_int64(st, 5);
-		g_hash_table_insert(inodes, &r->ino, r);
+		g_hash_table_insert(rc->inodes, &r->ino, r);
 	}
-	sqlite3_finalize(st);
+	return rec_done(st, step);
+}
 
-	/* dentries: dangling ones go; the rest count links */
-	sqlite3_prepare_v2(fs->db, "SELECT id, parent, ino, name FROM dentries", -1, &st, NULL);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+/* dentries: dangling ones go; the rest count links */
+static int rec_count_links(struct rec *rc)
+{
+	sqlite3_stmt *st;
+	int res, step;
+
+	if ((res = rec_query(rc->fs, "SELECT id, parent, ino, name FROM dentries", &st)) < 0)
+		return res;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		fuse_ino_t parent = sqlite3_column_int64(st, 1), ino = sqlite3_column_int64(st, 2);
-		struct rec_inode *p = g_hash_table_lookup(inodes, &parent);
-		struct rec_inode *r = g_hash_table_lookup(inodes, &ino);
+		struct rec_inode *p = g_hash_table_lookup(rc->inodes, &parent);
+		struct rec_inode *r = g_hash_table_lookup(rc->inodes, &ino);
 
 		if (!p || !S_ISDIR(p->mode) || !r || r->ino == FS_ROOT_INO) {
-			problem(report, problems, "dentry %" PRId64 " (parent %" PRIu64 ", inode %"
-				PRIu64 ") is dangling%s", id, (uint64_t)parent, (uint64_t)ino,
-				fix ? ": removed" : "");
-			if (fix)
-				fs_meta_unlink(fs, parent, (const char *)sqlite3_column_text(st, 3));
+			problem(rc->report, rc->problems, "dentry %" PRId64 " (parent %" PRIu64
+				", inode %" PRIu64 ") is dangling%s", id, (uint64_t)parent,
+				(uint64_t)ino, rc->fix ? ": removed" : "");
+			if (rc->fix && (res = fs_meta_unlink(rc->fs, parent,
+					(const char *)sqlite3_column_text(st, 3))) < 0) {
+				sqlite3_finalize(st);
+				return res;
+			}
 			continue;
 		}
 		r->links++;
 		if (S_ISDIR(r->mode))
 			p->subdirs++;
 	}
-	sqlite3_finalize(st);
+	return rec_done(st, step);
+}
 
-	/* orphans and link counts */
-	g_hash_table_iter_init(&it, inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
+/* orphans and link counts */
+static int rec_check_nlink(struct rec *rc)
+{
+	GHashTableIter it;
+	gpointer v;
+	int res = 0;
+
+	g_hash_table_iter_init(&it, rc->inodes);
+	while (res == 0 && g_hash_table_iter_next(&it, NULL, &v)) {
 		struct rec_inode *r = v;
 		uint64_t want;
 		char *sql;
@@ -700,43 +744,50 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		if (r->ino != FS_ROOT_INO && r->links == 0) {
 			/* Unlinked while open, or cut loose by a crash: nobody can
 			 * reach it any more, so its space comes back. */
-			if (r->nlink > 0 || !clean)
-				problem(report, problems, "inode %" PRIu64 " is orphaned (nlink %" PRIu64
-					")%s", (uint64_t)r->ino, r->nlink, fix ? ": freed" : "");
-			if (fix) {
-				sql = g_strdup_printf("DELETE FROM inodes WHERE ino = %" PRIu64 ";"
-						      "DELETE FROM xattrs WHERE ino = %" PRIu64,
-						      (uint64_t)r->ino, (uint64_t)r->ino);
-				fs_meta_exec(fs, sql);
-				g_free(sql);
-				fs_backing_unlink(fs, r->ino);
-			}
-			g_hash_table_iter_remove(&it);
+			if (r->nlink > 0 || !rc->clean)
+				problem(rc->report, rc->problems, "inode %" PRIu64 " is orphaned "
+					"(nlink %" PRIu64 ")%s", (uint64_t)r->ino, r->nlink,
+					rc->fix ? ": freed" : "");
+			r->freed = true;
+			if (!rc->fix)
+				continue;
+			sql = g_strdup_printf("DELETE FROM inodes WHERE ino = %" PRIu64 ";"
+					      "DELETE FROM xattrs WHERE ino = %" PRIu64,
+					      (uint64_t)r->ino, (uint64_t)r->ino);
+			res = fs_meta_exec(rc->fs, sql);
+			g_free(sql);
 			continue;
 		}
 		want = S_ISDIR(r->mode) ? 2 + r->subdirs : r->links;
 		if (r->nlink != want) {
-			problem(report, problems, "inode %" PRIu64 " has nlink %" PRIu64
+			problem(rc->report, rc->problems, "inode %" PRIu64 " has nlink %" PRIu64
 				", %" PRIu64 " expected%s", (uint64_t)r->ino, r->nlink, want,
-				fix ? ": fixed" : "");
+				rc->fix ? ": fixed" : "");
 			sql = g_strdup_printf("UPDATE inodes SET nlink = %" PRIu64 " WHERE ino = %"
 					      PRIu64, want, (uint64_t)r->ino);
-			rec_exec(fs, fix, sql);
+			res = rec_exec(rc, sql);
 			g_free(sql);
 		}
 	}
+	return res;
+}
 
-	/* backing files: every regular inode has one, nothing else does */
+/* backing files: every regular inode has one, nothing else does */
+static void rec_scan_data(struct rec *rc)
+{
 	for (int i = 0; i < 256; i++) {
-		char d[4];
 		struct dirent *de;
+		char d[4];
+		DIR *dir;
+		int dfd;
 
 		snprintf(d, sizeof(d), "%02x", i);
-		dfd = openat(fs->data_fd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dfd = openat(rc->fs->data_fd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0) {
-			problem(report, problems, "data/%s is missing%s", d, fix ? ": recreated" : "");
-			if (fix)
-				mkdirat(fs->data_fd, d, 0700);
+			problem(rc->report, rc->problems, "data/%s is missing%s", d,
+				rc->fix ? ": recreated" : "");
+			if (rc->fix)
+				mkdirat(rc->fs->data_fd, d, 0700);
 			continue;
 		}
 		dir = fdopendir(dfd);
@@ -748,116 +799,200 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 			if (de->d_name[0] == '.')
 				continue;
 			ino = g_ascii_strtoull(de->d_name, &end, 16);
-			r = *end ? NULL : g_hash_table_lookup(inodes, &ino);
+			r = *end ? NULL : g_hash_table_lookup(rc->inodes, &ino);
+			if (r && r->freed) {
+				/* an orphan's: reported with it */
+				if (rc->fix)
+					g_ptr_array_add(rc->doomed, g_strdup_printf("%s/%s", d,
+								de->d_name));
+				continue;
+			}
 			if (!r || !S_ISREG(r->mode) || (ino & 0xff) != (uint64_t)i) {
-				problem(report, problems, "data/%s/%s belongs to no file%s", d,
-					de->d_name, fix ? ": removed" : "");
-				if (fix)
-					unlinkat(dfd, de->d_name, 0);
+				problem(rc->report, rc->problems, "data/%s/%s belongs to no file%s",
+					d, de->d_name, rc->fix ? ": removed" : "");
+				if (rc->fix)
+					g_ptr_array_add(rc->doomed, g_strdup_printf("%s/%s", d,
+								de->d_name));
 				continue;
 			}
 			r->has_backing = true;
 		}
 		closedir(dir);
 	}
+}
 
-	/* spares: empty backing files kept for reuse; one holding data is
-	 * not ours to keep */
-	dfd = openat(fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && (dir = fdopendir(dfd))) {
-		struct dirent *de;
+/* spares: empty backing files kept for reuse; one holding data is not
+ * ours to keep */
+static void rec_scan_spares(struct rec *rc)
+{
+	int dfd = openat(rc->fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *dir;
 
-		while ((de = readdir(dir))) {
-			if (de->d_name[0] == '.' || backing_empty(dirfd(dir), de->d_name))
-				continue;
-			problem(report, problems, "data/free/%s is not an empty spare%s",
-				de->d_name, fix ? ": removed" : "");
-			if (fix)
-				unlinkat(dirfd(dir), de->d_name, 0);
-		}
-		closedir(dir);
-	} else if (dfd >= 0) {
+	if (dfd < 0)
+		return;
+	if (!(dir = fdopendir(dfd))) {
 		close(dfd);
+		return;
 	}
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.' || backing_empty(dirfd(dir), de->d_name))
+			continue;
+		problem(rc->report, rc->problems, "data/free/%s is not an empty spare%s",
+			de->d_name, rc->fix ? ": removed" : "");
+		if (rc->fix)
+			g_ptr_array_add(rc->doomed, g_strdup_printf("free/%s", de->d_name));
+	}
+	closedir(dir);
+}
 
-	g_hash_table_iter_init(&it, inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct rec_inode *r = v;
-		struct rsv_map map = RSV_MAP_INIT;
-		struct stat st_b;
-		uint64_t pages, eof_pages;
-		char *sql;
-		int fd;
+/* The times an fsync left in the backing file's xattr (struct fs_stamp),
+ * when they are newer than the row: the row then has not been stored since. */
+static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
+{
+	struct fs_stamp st;
+	char *sql;
+	int res;
 
-		ninodes++;
-		if (!S_ISREG(r->mode))
-			continue;
-		if (!r->has_backing) {
-			problem(report, problems, "inode %" PRIu64 " has no backing file%s",
-				(uint64_t)r->ino, fix ? ": recreated empty" : "");
-			if (!fix)
-				continue;
-			fd = fs_backing_open(fs, r->ino, O_RDWR | O_CREAT | O_EXCL);
-			if (fd >= 0)
-				close(fd);
-			r->size = 0;
-			rec_exec(fs, fix, sql = g_strdup_printf(
-				"UPDATE inodes SET size = 0, rsv_pages = 0 WHERE ino = %" PRIu64,
-				(uint64_t)r->ino));
-			g_free(sql);
-			continue;
-		}
-		fd = fs_backing_open(fs, r->ino, fix ? O_RDWR : O_RDONLY);
-		if (fd < 0 || fstat(fd, &st_b) < 0 || fs_backing_scan(fd, &map) < 0) {
-			problem(report, problems, "inode %" PRIu64 ": backing file unreadable",
-				(uint64_t)r->ino);
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		/* eof mode: every page below EOF must hold a reservation; a crash
-		 * or a mount in write mode can leave holes, which we fill. */
-		eof_pages = rsv_page_up(st_b.st_size);
-		if (fs->params.mode == RSV_MODE_EOF) {
-			uint64_t missing = rsv_map_count_missing(&map, 0, eof_pages);
-			if (missing) {
-				if (fix && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
-						     (off_t)eof_pages << RSV_PAGE_SHIFT) == 0) {
-					rsv_map_add(&map, 0, eof_pages);
-					if (clean)
-						problem(report, problems, "inode %" PRIu64 ": %" PRIu64
-							" pages below EOF were not reserved: reserved",
-							(uint64_t)r->ino, missing);
-				} else {
-					problem(report, problems, "inode %" PRIu64 ": %" PRIu64
-						" pages below EOF are not reserved", (uint64_t)r->ino,
-						missing);
-				}
+	if (fgetxattr(fd, FS_STAMP_XATTR, &st, sizeof(st)) != (ssize_t)sizeof(st) ||
+	    st.ctime <= r->ctime)
+		return 0;
+	/* after a crash this is expected; in a clean store it is not */
+	if (rc->clean)
+		problem(rc->report, rc->problems, "inode %" PRIu64 ": times older than its "
+			"last fsync%s", (uint64_t)r->ino, rc->fix ? ": fixed" : "");
+	res = rec_exec(rc, sql = g_strdup_printf(
+		"UPDATE inodes SET atime = %" PRId64 ", mtime = %" PRId64 ", ctime = %" PRId64
+		" WHERE ino = %" PRIu64, st.atime, st.mtime, st.ctime, (uint64_t)r->ino));
+	g_free(sql);
+	return res;
+}
+
+/* One regular file against its backing file: size and reservation.  Adds
+ * its reserved pages to *pages. */
+static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
+{
+	struct fs *fs = rc->fs;
+	struct rsv_map map = RSV_MAP_INIT;
+	struct stat st_b;
+	uint64_t n, eof_pages;
+	char *sql;
+	int fd, res;
+
+	if (!r->has_backing) {
+		problem(rc->report, rc->problems, "inode %" PRIu64 " has no backing file%s",
+			(uint64_t)r->ino, rc->fix ? ": recreated empty" : "");
+		if (!rc->fix)
+			return 0;
+		fd = fs_backing_open(fs, r->ino, O_RDWR | O_CREAT | O_EXCL);
+		if (fd >= 0)
+			close(fd);
+		r->size = 0;
+		res = rec_exec(rc, sql = g_strdup_printf(
+			"UPDATE inodes SET size = 0, rsv_pages = 0 WHERE ino = %" PRIu64,
+			(uint64_t)r->ino));
+		g_free(sql);
+		return res;
+	}
+	fd = fs_backing_open(fs, r->ino, rc->fix ? O_RDWR : O_RDONLY);
+	if (fd < 0 || fstat(fd, &st_b) < 0 || fs_backing_scan(fd, &map) < 0) {
+		problem(rc->report, rc->problems, "inode %" PRIu64 ": backing file unreadable",
+			(uint64_t)r->ino);
+		if (fd >= 0)
+			close(fd);
+		rsv_map_clear(&map);
+		return 0;
+	}
+	/* eof mode: every page below EOF must hold a reservation; a crash
+	 * or a mount in write mode can leave holes, which we fill. */
+	eof_pages = rsv_page_up(st_b.st_size);
+	if (fs->params.mode == RSV_MODE_EOF) {
+		uint64_t missing = rsv_map_count_missing(&map, 0, eof_pages);
+		if (missing) {
+			if (rc->fix && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
+						 (off_t)eof_pages << RSV_PAGE_SHIFT) == 0) {
+				rsv_map_add(&map, 0, eof_pages);
+				if (rc->clean)
+					problem(rc->report, rc->problems, "inode %" PRIu64 ": %"
+						PRIu64 " pages below EOF were not reserved: reserved",
+						(uint64_t)r->ino, missing);
+			} else {
+				problem(rc->report, rc->problems, "inode %" PRIu64 ": %" PRIu64
+					" pages below EOF are not reserved", (uint64_t)r->ino,
+					missing);
 			}
 		}
-		rec_stamp(fs, fix, clean, fd, r, report, problems);
-		close(fd);
-		pages = rsv_map_pages(&map);
-		rsv_map_clear(&map);
-		total_pages += pages;
-		if ((uint64_t)st_b.st_size != r->size || pages != r->rsv_pages) {
-			if (clean)
-				problem(report, problems, "inode %" PRIu64 ": size %" PRIu64 " / %"
-					PRIu64 " reserved pages recorded, backing file has %" PRIu64
-					" / %" PRIu64 "%s", (uint64_t)r->ino, r->size, r->rsv_pages,
-					(uint64_t)st_b.st_size, pages, fix ? ": fixed" : "");
-			rec_exec(fs, fix, sql = g_strdup_printf(
-				"UPDATE inodes SET size = %" PRIu64 ", rsv_pages = %" PRIu64
-				" WHERE ino = %" PRIu64, (uint64_t)st_b.st_size, pages, (uint64_t)r->ino));
-			g_free(sql);
-		}
 	}
-	if (fix)
-		res = fs_meta_exec(fs, "COMMIT");
+	res = rec_stamp(rc, fd, r);
+	close(fd);
+	n = rsv_map_pages(&map);
+	rsv_map_clear(&map);
+	*pages += n;
+	if (res == 0 && ((uint64_t)st_b.st_size != r->size || n != r->rsv_pages)) {
+		if (rc->clean)
+			problem(rc->report, rc->problems, "inode %" PRIu64 ": size %" PRIu64 " / %"
+				PRIu64 " reserved pages recorded, backing file has %" PRIu64
+				" / %" PRIu64 "%s", (uint64_t)r->ino, r->size, r->rsv_pages,
+				(uint64_t)st_b.st_size, n, rc->fix ? ": fixed" : "");
+		res = rec_exec(rc, sql = g_strdup_printf(
+			"UPDATE inodes SET size = %" PRIu64 ", rsv_pages = %" PRIu64
+			" WHERE ino = %" PRIu64, (uint64_t)st_b.st_size, n, (uint64_t)r->ino));
+		g_free(sql);
+	}
+	return res;
+}
+
+/* Checks (and with !report_only repairs) the store: orphans, dangling
+ * dentries, link counts, backing files, sizes and the ledger.  Counts what
+ * it finds in *problems; with a report, describes each.  Then charges the
+ * ledger with the truth.  A query that fails (a damaged meta.db) ends it
+ * with -EIO, its transaction rolled back and no file removed: backing
+ * files go only after the commit that forgets them.  db_lock is not
+ * needed: nothing else runs yet. */
+int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems)
+{
+	struct rec rc = {
+		.fs = fs, .fix = !report_only && !fs->ro, .clean = clean,
+		.report = report, .problems = problems,
+		.inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free),
+		.doomed = g_ptr_array_new_with_free_func(g_free),
+	};
+	uint64_t total_pages = 0, ninodes = 0;
+	GHashTableIter it;
+	gpointer v;
+	int res;
+
+	*problems = 0;
+	if (rc.fix && (res = fs_meta_exec(fs, "BEGIN")) < 0)
+		goto out;
+	if ((res = rec_load_inodes(&rc)) < 0 || (res = rec_count_links(&rc)) < 0 ||
+	    (res = rec_check_nlink(&rc)) < 0)
+		goto out_rollback;
+	rec_scan_data(&rc);
+	rec_scan_spares(&rc);
+	g_hash_table_iter_init(&it, rc.inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct rec_inode *r = v;
+
+		if (r->freed)
+			continue;
+		ninodes++;
+		if (S_ISREG(r->mode) && (res = rec_check_file(&rc, r, &total_pages)) < 0)
+			goto out_rollback;
+	}
+	if (rc.fix && (res = fs_meta_exec(fs, "COMMIT")) < 0)
+		goto out_rollback;
+	for (guint i = 0; i < rc.doomed->len; i++)
+		unlinkat(fs->data_fd, g_ptr_array_index(rc.doomed, i), 0);
 	rsv_charge_force(&fs->ledger, total_pages);
 	for (uint64_t i = 0; i < ninodes; i++)
 		rsv_inode_get_force(&fs->ledger);
+	goto out;
+out_rollback:
+	if (rc.fix && !sqlite3_get_autocommit(fs->db))
+		fs_meta_exec(fs, "ROLLBACK");
 out:
-	g_hash_table_destroy(inodes);
+	g_ptr_array_free(rc.doomed, TRUE);
+	g_hash_table_destroy(rc.inodes);
 	return res;
 }

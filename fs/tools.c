@@ -224,7 +224,7 @@ int fs_main_fsck(int argc, char *argv[])
 	GString *report = g_string_new(NULL);
 	struct fs fs;
 	char *v = NULL;
-	int problems = 0, ret = 1;
+	int problems = 0, ret = 1, res;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
@@ -259,8 +259,9 @@ int fs_main_fsck(int argc, char *argv[])
 	if (!clean)
 		g_string_append_printf(report, "store was not cleanly unmounted%s\n",
 				       repair ? ": recovered" : " (the next mount recovers it)");
-	if (fs_recover(&fs, clean, !repair, report, &problems) < 0) {
-		fprintf(stderr, "reservefs fsck: %s: cannot read the store\n", store);
+	if ((res = fs_recover(&fs, clean, !repair, report, &problems)) < 0) {
+		fprintf(stderr, "reservefs fsck: %s: cannot read the store (%s); nothing was "
+			"changed\n", store, strerror(-res));
 		goto out_close;
 	}
 	if (!clean)

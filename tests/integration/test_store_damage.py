@@ -79,3 +79,53 @@ def test_mkfs_bad_option_leaves_no_directory_behind(workdir, opts):
     p = run([RESERVEFS, 'mkfs', store, '-o', opts])
     one_line_error(p)
     assert os.path.isdir(store) and os.listdir(store) == []
+
+
+# ---- a damaged schema --------------------------------------------------------
+
+@pytest.mark.parametrize('damage', [
+    'DROP TABLE dentries',
+    'DROP TABLE xattrs',
+    'ALTER TABLE inodes DROP COLUMN rsv_pages',
+    'ALTER TABLE inodes RENAME TO inodes_gone',
+])
+def test_damaged_schema_is_refused_and_nothing_changes(fsf, damage):
+    """A meta.db missing a table or column is corrupt: fsck, fsck --repair
+    and mount each refuse it in one line and leave meta.db and every backing
+    file as they were (fsck --repair used to free every inode as an orphan
+    and delete its data)."""
+    m, backing = make_store_with_file(fsf)
+    sql(m.store, damage)
+    before = store_digest(m.store)
+    for repair in (False, True):
+        p = rfs.fsck(m.store, repair=repair)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert 'corrupt' in one_line_error(p)
+        assert store_digest(m.store) == before
+    p = try_mount_expect_failure(m.store, m.mnt)
+    assert 'corrupt' in one_line_error(p)
+    assert store_digest(m.store) == before
+    with open(backing, 'rb') as f:
+        assert f.read() == b'precious\n'
+
+
+def test_failing_query_in_recovery_changes_nothing(fsf):
+    """A table that reads but fails part way (here a view whose rows raise
+    an SQL error) must end recovery with nothing changed: fsck --repair
+    fails, and so does a mount that has to recover, with every backing
+    file still there."""
+    m, backing = make_store_with_file(fsf)
+    sql(m.store, 'DROP TABLE dentries',
+        "CREATE VIEW dentries AS SELECT 1 AS parent, x'66' AS name, 2 AS id,"
+        " abs(-9223372036854775807 - 1) AS ino",
+        "UPDATE super SET value = '0' WHERE key = 'clean'")
+    before = store_digest(m.store)
+    p = rfs.fsck(m.store, repair=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert 'cannot read the store' in one_line_error(p)
+    assert store_digest(m.store) == before
+    p = try_mount_expect_failure(m.store, m.mnt)
+    assert p.returncode != 0
+    assert store_digest(m.store) == before
+    with open(backing, 'rb') as f:
+        assert f.read() == b'precious\n'
