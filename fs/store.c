@@ -876,7 +876,7 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 	struct rsv_map map = RSV_MAP_INIT;
 	struct stat st_b;
 	uint64_t n, eof_pages;
-	char *sql;
+	char name[64], *sql;
 	int fd, res;
 
 	if (!r->has_backing) {
@@ -894,10 +894,18 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 		g_free(sql);
 		return res;
 	}
+	/* not ours to remove: whoever put it there may want it */
+	fs_backing_name(r->ino, name, sizeof(name));
+	if (fstatat(fs->data_fd, name, &st_b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !S_ISREG(st_b.st_mode)) {
+		problem(rc->report, rc->problems, "inode %" PRIu64 ": backing file data/%s is "
+			"not a regular file", (uint64_t)r->ino, name);
+		return 0;
+	}
 	fd = fs_backing_open(fs, r->ino, rc->fix ? O_RDWR : O_RDONLY);
 	if (fd < 0 || fstat(fd, &st_b) < 0 || fs_backing_scan(fd, &map) < 0) {
-		problem(rc->report, rc->problems, "inode %" PRIu64 ": backing file unreadable",
-			(uint64_t)r->ino);
+		problem(rc->report, rc->problems, "inode %" PRIu64 ": backing file data/%s "
+			"unreadable (%s)", (uint64_t)r->ino, name, strerror(fd < 0 ? -fd : errno));
 		if (fd >= 0)
 			close(fd);
 		rsv_map_clear(&map);

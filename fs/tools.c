@@ -224,7 +224,7 @@ int fs_main_fsck(int argc, char *argv[])
 	GString *report = g_string_new(NULL);
 	struct fs fs;
 	char *v = NULL;
-	int problems = 0, ret = 1, res;
+	int problems = 0, left = 0, ret = 1, res;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
@@ -267,15 +267,35 @@ int fs_main_fsck(int argc, char *argv[])
 	if (!clean)
 		problems++;
 	fputs(report->str, stdout);
+	/* what the repair could not fix is still there: look again */
+	if (repair && problems) {
+		g_string_truncate(report, 0);
+		rsv_ledger_init(&fs.ledger, fs.params.size_pages, fs.params.nr_inodes,
+				fs.params.mode);
+		if ((res = fs_recover(&fs, true, true, report, &left)) < 0) {
+			fprintf(stderr, "reservefs fsck: %s: cannot read the store after "
+				"repairing it (%s)\n", store, strerror(-res));
+			goto out_close;
+		}
+		for (char *l = strtok(report->str, "\n"); l; l = strtok(NULL, "\n"))
+			printf("not repaired: %s\n", l);
+	}
 	printf("%s: %" PRIu64 " inodes, %" PRIu64 " of %" PRIu64 " pages reserved, mode %s: %s\n",
 	       store, rsv_used_inodes(&fs.ledger), rsv_reserved_pages(&fs.ledger),
 	       fs.params.size_pages, rsv_mode_name(fs.params.mode),
-	       problems == 0 ? "clean" : repair ? "repaired" : "PROBLEMS FOUND");
-	if (repair && problems) {
-		fs_meta_set_super(&fs, "clean", "1");
-		fs_meta_sync(&fs, NULL);
+	       problems == 0 ? "clean" : !repair ? "PROBLEMS FOUND" :
+	       left ? "PROBLEMS REMAIN" : "repaired");
+	/* an unclean store stays so while anything is left: the next mount
+	 * then derives the ledger from the backing files, not from the rows */
+	if (repair && problems && !left &&
+	    (fs_meta_set_super(&fs, "clean", "1") < 0 || fs_meta_sync(&fs, NULL) < 0)) {
+		fprintf(stderr, "reservefs fsck: %s: cannot write meta.db\n", store);
+		goto out_close;
 	}
-	ret = problems == 0 || repair ? 0 : 1;
+	if (left)
+		fprintf(stderr, "reservefs fsck: %s: %d problem%s could not be repaired\n",
+			store, left, left == 1 ? "" : "s");
+	ret = problems == 0 || (repair && !left) ? 0 : 1;
 out_close:
 	fs_store_close(&fs);
 out:

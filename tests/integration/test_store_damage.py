@@ -129,3 +129,41 @@ def test_failing_query_in_recovery_changes_nothing(fsf):
     assert store_digest(m.store) == before
     with open(backing, 'rb') as f:
         assert f.read() == b'precious\n'
+
+
+# ---- fsck --repair's exit status ---------------------------------------------
+
+def test_fsck_repair_fails_while_a_problem_remains(fsf):
+    """A backing file replaced by a directory is not ours to remove: fsck
+    --repair repairs what it can (a stray file), lists what it could not,
+    and exits 1 (it used to say 'repaired' and exit 0); once the directory
+    is gone a repair succeeds and the other file is intact."""
+    m = fsf.new(size='64M')
+    for name, data in (('f', b'data\n'), ('g', b'more\n')):
+        with open(m.path(name), 'wb') as f:
+            f.write(data)
+    backing = m.backing('f')
+    m.umount()
+    os.unlink(backing)
+    os.mkdir(backing)
+    stray = os.path.join(m.store, 'data', '05', 'stray')
+    open(stray, 'w').close()
+
+    p = rfs.fsck(m.store, repair=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert 'could not be repaired' in one_line_error(p)
+    assert 'not repaired: ' in p.stdout and 'not a regular file' in p.stdout, p.stdout
+    assert 'repaired\n' not in p.stdout.splitlines()[-1] + '\n', p.stdout
+    assert not os.path.exists(stray), 'the repairable problem was not repaired'
+    assert os.path.isdir(backing)
+    p = rfs.fsck(m.store)
+    assert p.returncode == 1, p.stdout + p.stderr
+
+    os.rmdir(backing)
+    p = rfs.fsck(m.store, repair=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = rfs.fsck(m.store)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m.mount()
+    assert read(m, 'g') == b'more\n'
+    assert read(m, 'f') == b''
