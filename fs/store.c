@@ -511,15 +511,20 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 		return -ENOENT;
 	}
 	g_free(path);
+	/* The lock file holds nothing: a store copied without it gets a new
+	 * one.  On read-only media a read-only open does without it: nobody
+	 * can change the store there, so there is nobody to keep out. */
 	path = g_build_filename(fs->store, "lock", NULL);
-	fs->lock_fd = open(path, (create ? O_CREAT : 0) | O_RDONLY | O_CLOEXEC, 0644);
+	fs->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fs->lock_fd < 0 && errno == ENOENT)
+		fs->lock_fd = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, 0644);
 	g_free(path);
-	if (fs->lock_fd < 0) {
+	if (fs->lock_fd < 0 && !(ro && errno == EROFS)) {
 		res = -errno;
 		fprintf(stderr, "reservefs: %s/lock: %s\n", store, strerror(errno));
 		return res;
 	}
-	if ((res = store_lock(fs, store, ro)) < 0)
+	if (fs->lock_fd >= 0 && (res = store_lock(fs, store, ro)) < 0)
 		return res;
 	if (create) {
 		if (mkdirat(AT_FDCWD, path = g_build_filename(fs->store, "data", NULL), 0700) < 0 &&

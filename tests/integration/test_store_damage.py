@@ -167,3 +167,28 @@ def test_fsck_repair_fails_while_a_problem_remains(fsf):
     m.mount()
     assert read(m, 'g') == b'more\n'
     assert read(m, 'f') == b''
+
+
+# ---- the lock file -------------------------------------------------------------
+
+def test_missing_lock_file_is_recreated(fsf):
+    """The lock file carries no data: a store without it (copied without
+    it, say) is checked, repaired and mounted as it is, with a new lock file
+    that keeps a second user out as the old one did."""
+    m, _ = make_store_with_file(fsf)
+    lock = os.path.join(m.store, 'lock')
+    os.unlink(lock)
+    before = store_digest(m.store)
+    p = rfs.fsck(m.store)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert os.path.isfile(lock)
+    os.unlink(lock)
+    p = rfs.fsck(m.store, repair=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert store_digest(m.store) == before
+    os.unlink(lock)
+    m.mount()
+    assert os.path.isfile(lock)
+    assert read(m, 'f') == b'precious\n'
+    p = rfs.fsck(m.store)
+    assert p.returncode != 0 and 'mounted on' in p.stderr, p.stdout + p.stderr
