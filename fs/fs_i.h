@@ -95,6 +95,8 @@ struct fs {
 	int data_fd;			/* immutable: STORE/data */
 	int lock_fd;			/* immutable: flock on STORE/lock */
 	bool ro;			/* immutable */
+	bool fsck;			/* immutable: opened by fsck, which checks
+					 * next_ino itself (and can repair it) */
 	int format;			/* the store's format version (mount upgrades it) */
 	bool noatime;			/* immutable: mounted noatime */
 	bool bench_no_reserve;		/* immutable: benchmarks only: writes skip the ledger */
@@ -206,6 +208,8 @@ void fs_backing_reaper_stop(struct fs *fs);
 /* Reserved pages of a backing file, from its allocation map. */
 int fs_backing_scan(int fd, struct rsv_map *map);
 int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems);
+/* A superblock number: decimal digits only, in [min, max]; 0 or -EINVAL. */
+int fs_parse_super_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out);
 int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve,
 		    const char *store, struct fs_params *p);
 

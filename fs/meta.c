@@ -142,13 +142,16 @@ const char *fs_meta_errmsg(struct fs *fs)
 	return fs->db ? sqlite3_errmsg(fs->db) : "cannot open";
 }
 
-/* Format 1 stores have no "next_ino" yet: fs_meta_upgrade makes it. */
+/* Format 1 stores have no "next_ino" yet: fs_meta_upgrade makes it.  A
+ * malformed one stays unknown (0: creates fail); fs_store_open refuses it. */
 static void meta_load_next_id(struct fs *fs)
 {
+	uint64_t id;
 	char *v = NULL;
 
-	if (fs_meta_get_super(fs, "next_ino", &v) == 0)
-		meta_next_id = meta_id_limit = meta_id_committed = g_ascii_strtoull(v, NULL, 10);
+	if (fs_meta_get_super(fs, "next_ino", &v) == 0 &&
+	    fs_parse_super_u64(v, FS_ROOT_INO + 1, INT64_MAX, &id) == 0)
+		meta_next_id = meta_id_limit = meta_id_committed = id;
 	g_free(v);
 }
 

@@ -389,23 +389,106 @@ int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve
 	return 0;
 }
 
-int fs_store_load_params(struct fs *fs, struct fs_params *p)
+int fs_parse_super_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *v = NULL;
+	uint64_t n = 0;
+
+	if (!v || !*v)
+		return -EINVAL;
+	for (const char *c = v; *c; c++) {
+		if (*c < '0' || *c > '9' || n > (UINT64_MAX - (*c - '0')) / 10)
+			return -EINVAL;
+		n = n * 10 + (*c - '0');
+	}
+	if (n < min || n > max)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+#define STORE_MAX_PAGES (1ull << (64 - RSV_PAGE_SHIFT))	/* as rsv_parse_size */
+
+/* A superblock record into *val (NULL when there is none): 0, -EINVAL
+ * when it is missing, or the failure. */
+static int store_super(struct fs *fs, const char *key, char **val)
+{
+	int res = fs_meta_get_super(fs, key, val);
+
+	if (res < 0)
+		*val = NULL;
+	return res == -ENOENT ? -EINVAL : res;
+}
+
+/* The store's parameters, strictly: a capacity of 0 or of 2^64 bytes, or
+ * no inodes at all, is damage, not a setting.  On -EINVAL, *key names the
+ * record and *val holds its value (NULL when it is missing). */
+static int store_params(struct fs *fs, struct fs_params *p, const char **key, char **val)
+{
 	int res;
 
-	if ((res = fs_meta_get_super(fs, "size_pages", &v)) < 0)
+	if ((res = store_super(fs, *key = "size_pages", val)) < 0)
 		return res;
-	p->size_pages = g_ascii_strtoull(v, NULL, 10);
-	g_free(v);
-	if ((res = fs_meta_get_super(fs, "nr_inodes", &v)) < 0)
+	if (fs_parse_super_u64(*val, 1, STORE_MAX_PAGES, &p->size_pages) < 0)
+		return -EINVAL;
+	g_free(*val);
+	if ((res = store_super(fs, *key = "nr_inodes", val)) < 0)
 		return res;
-	p->nr_inodes = g_ascii_strtoull(v, NULL, 10);
-	g_free(v);
-	if ((res = fs_meta_get_super(fs, "reserve", &v)) < 0)
+	if (fs_parse_super_u64(*val, 1, INT64_MAX, &p->nr_inodes) < 0)
+		return -EINVAL;
+	g_free(*val);
+	if ((res = store_super(fs, *key = "reserve", val)) < 0)
 		return res;
-	res = rsv_parse_mode(v, &p->mode);
-	g_free(v);
+	if (rsv_parse_mode(*val, &p->mode) < 0)
+		return -EINVAL;
+	g_free(*val);
+	*val = NULL;
+	return 0;
+}
+
+int fs_store_load_params(struct fs *fs, struct fs_params *p)
+{
+	const char *key;
+	char *val;
+	int res = store_params(fs, p, &key, &val);
+
+	g_free(val);
+	return res;
+}
+
+/* next_ino (format 2) must lie above every inode number, or creates fail. */
+static int store_check_next_id(struct fs *fs, const char **key, char **val)
+{
+	uint64_t next, top;
+	int res;
+
+	if ((res = store_super(fs, *key = "next_ino", val)) < 0)
+		return res;
+	if (fs_parse_super_u64(*val, FS_ROOT_INO + 1, INT64_MAX, &next) < 0)
+		return -EINVAL;
+	if ((res = fs_meta_count(fs, "SELECT coalesce(max(ino), 0) FROM inodes", &top)) < 0)
+		return res;
+	return next > top ? 0 : -EINVAL;
+}
+
+/* The superblock's numbers, before anything uses them: one line saying
+ * which record is damaged.  fsck checks next_ino itself (against dentry
+ * ids too) and can repair it. */
+static int store_check_super(struct fs *fs, const char *store)
+{
+	struct fs_params p;
+	const char *key;
+	char *val;
+	int res = store_params(fs, &p, &key, &val);
+
+	if (res == 0 && fs->format >= 2 && !fs->fsck)
+		res = store_check_next_id(fs, &key, &val);
+	if (res == -EINVAL)
+		fprintf(stderr, "reservefs: %s: corrupt superblock (%s%s%s)\n", store, key,
+			val ? "=" : " missing", val ? val : "");
+	else if (res < 0)
+		fprintf(stderr, "reservefs: %s: cannot read the superblock (%s)\n", store,
+			strerror(-res));
+	g_free(val);
 	return res;
 }
 
@@ -600,7 +683,9 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 			return -EIO;
 		}
 	}
-	return store_check_schema(fs, store);
+	if ((res = store_check_schema(fs, store)) < 0)
+		return res;
+	return store_check_super(fs, store);
 }
 
 void fs_store_close(struct fs *fs)

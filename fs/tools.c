@@ -217,6 +217,41 @@ out_usage:
 	goto out;
 }
 
+/* The counter inode numbers and dentry ids come from ("next_ino", format
+ * 2) must lie above every number handed out; a damaged one is recomputed
+ * with @fix.  Returns the problems found (0 or 1), or -errno. */
+static int fsck_next_id(struct fs *fs, bool fix, GString *report)
+{
+	uint64_t ino, id, next;
+	char *v = NULL, buf[24];
+	int res;
+
+	if (fs->format < 2)
+		return 0;	/* made by the upgrade */
+	if ((res = fs_meta_count(fs, "SELECT coalesce(max(ino), 0) FROM inodes", &ino)) < 0 ||
+	    (res = fs_meta_count(fs, "SELECT coalesce(max(id), 0) FROM dentries", &id)) < 0)
+		return res;
+	res = fs_meta_get_super(fs, "next_ino", &v);
+	if (res < 0 && res != -ENOENT)
+		return res;
+	if (res == 0 && fs_parse_super_u64(v, FS_ROOT_INO + 1, INT64_MAX, &next) == 0 &&
+	    next > MAX(ino, id)) {
+		g_free(v);
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%" PRIu64, MAX(ino, id) + 1);
+	if (v)
+		g_string_append_printf(report, "superblock: next_ino '%s' is not above every "
+				       "inode number and entry id", v);
+	else
+		g_string_append(report, "superblock: next_ino is missing");
+	g_string_append_printf(report, "%s%s\n", fix ? ": set to " : "", fix ? buf : "");
+	g_free(v);
+	if (fix && (res = fs_meta_set_super(fs, "next_ino", buf)) < 0)
+		return res;
+	return 1;
+}
+
 int fs_main_fsck(int argc, char *argv[])
 {
 	const char *store = NULL;
@@ -224,7 +259,7 @@ int fs_main_fsck(int argc, char *argv[])
 	GString *report = g_string_new(NULL);
 	struct fs fs;
 	char *v = NULL;
-	int problems = 0, left = 0, ret = 1, res;
+	int problems = 0, left = 0, next_id_problems, ret = 1, res;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
@@ -241,9 +276,11 @@ int fs_main_fsck(int argc, char *argv[])
 		return 2;
 	}
 	memset(&fs, 0, sizeof(fs));
+	fs.lock_fd = fs.data_fd = fs.free_fd = -1;
+	fs.fsck = true;
 	g_mutex_init(&fs.db_lock);
 	if (fs_store_open(&fs, store, false, false) < 0)
-		goto out;
+		goto out_close;
 	if (fs_store_load_params(&fs, &fs.params) < 0) {
 		fprintf(stderr, "reservefs fsck: %s: corrupt superblock\n", store);
 		goto out_close;
@@ -264,15 +301,27 @@ int fs_main_fsck(int argc, char *argv[])
 			"changed\n", store, strerror(-res));
 		goto out_close;
 	}
+	if ((res = fsck_next_id(&fs, repair, report)) < 0) {
+		fprintf(stderr, "reservefs fsck: %s: cannot %s the inode counter (%s)\n",
+			store, repair ? "repair" : "read", strerror(-res));
+		goto out_close;
+	}
+	next_id_problems = res;
 	if (!clean)
 		problems++;
+	problems += next_id_problems;
 	fputs(report->str, stdout);
 	/* what the repair could not fix is still there: look again */
 	if (repair && problems) {
 		g_string_truncate(report, 0);
 		rsv_ledger_init(&fs.ledger, fs.params.size_pages, fs.params.nr_inodes,
 				fs.params.mode);
-		if ((res = fs_recover(&fs, true, true, report, &left)) < 0) {
+		if ((res = fsck_next_id(&fs, false, report)) >= 0) {
+			next_id_problems = res;
+			res = fs_recover(&fs, true, true, report, &left);
+			left += next_id_problems;
+		}
+		if (res < 0) {
 			fprintf(stderr, "reservefs fsck: %s: cannot read the store after "
 				"repairing it (%s)\n", store, strerror(-res));
 			goto out_close;
@@ -298,7 +347,6 @@ int fs_main_fsck(int argc, char *argv[])
 	ret = problems == 0 || (repair && !left) ? 0 : 1;
 out_close:
 	fs_store_close(&fs);
-out:
 	g_string_free(report, TRUE);
 	return ret;
 }

@@ -192,3 +192,69 @@ def test_missing_lock_file_is_recreated(fsf):
     assert read(m, 'f') == b'precious\n'
     p = rfs.fsck(m.store)
     assert p.returncode != 0 and 'mounted on' in p.stderr, p.stdout + p.stderr
+
+
+# ---- the superblock --------------------------------------------------------------
+
+@pytest.mark.parametrize('key,value', [
+    ('size_pages', 'abc'), ('size_pages', '0'), ('size_pages', '-5'),
+    ('size_pages', '16384x'), ('size_pages', '99999999999999999999'),
+    ('nr_inodes', '0'), ('nr_inodes', ' 12'), ('reserve', 'sometimes'), ('nr_inodes', None),
+])
+def test_corrupt_superblock_is_refused(fsf, key, value):
+    """A capacity or inode limit that is not a whole positive number (it
+    used to give a capacity of 0 or of 2^64 bytes) is damage: mount and
+    fsck (--repair too: a capacity cannot be guessed) refuse it with one
+    line naming the record, and nothing changes."""
+    m, backing = make_store_with_file(fsf)
+    if value is None:
+        sql(m.store, "DELETE FROM super WHERE key = '%s'" % key)
+    else:
+        sql(m.store, "UPDATE super SET value = '%s' WHERE key = '%s'" % (value, key))
+    before = store_digest(m.store)
+    want = 'corrupt superblock (%s%s)' % (key, ' missing' if value is None else '=' + value)
+    p = try_mount_expect_failure(m.store, m.mnt)
+    assert want in one_line_error(p)
+    for repair in (False, True):
+        p = rfs.fsck(m.store, repair=repair)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert want in one_line_error(p)
+    assert store_digest(m.store) == before
+    with open(backing, 'rb') as f:
+        assert f.read() == b'precious\n'
+
+
+@pytest.mark.parametrize('value', ['0', 'abc', '2', '-1', None])
+def test_bad_inode_counter_refused_and_repaired(fsf, value):
+    """next_ino must lie above every inode number and dentry id (a bad one
+    made every create fail with EIO while mount and fsck said nothing):
+    mount refuses it, fsck reports it and exits 1, fsck --repair sets it
+    above everything in use, and then creates work and get new numbers."""
+    m, _ = make_store_with_file(fsf)
+    m.mount()
+    os.mkdir(m.path('d'))
+    with open(m.path('d', 'g'), 'wb') as f:
+        f.write(b'g')
+    inos = {os.stat(m.path(n)).st_ino for n in ('f', 'd', 'd/g')}
+    m.umount()
+    if value is None:
+        sql(m.store, "DELETE FROM super WHERE key = 'next_ino'")
+    else:
+        sql(m.store, "UPDATE super SET value = '%s' WHERE key = 'next_ino'" % value)
+    before = store_digest(m.store)
+    p = try_mount_expect_failure(m.store, m.mnt)
+    assert 'corrupt superblock (next_ino' in one_line_error(p)
+    p = rfs.fsck(m.store)
+    assert p.returncode == 1 and 'next_ino' in p.stdout, p.stdout + p.stderr
+    assert store_digest(m.store) == before
+    p = rfs.fsck(m.store, repair=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert int(super_value(m.store, 'next_ino')) > max(inos)
+    p = rfs.fsck(m.store)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m.mount()
+    with open(m.path('new'), 'wb') as f:
+        f.write(b'new')
+    os.mkdir(m.path('d', 'e'))
+    assert os.stat(m.path('new')).st_ino not in inos
+    assert read(m, 'f') == b'precious\n' and read(m, 'd/g') == b'g'
