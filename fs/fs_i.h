@@ -95,6 +95,10 @@ struct fs {
 	int data_fd;			/* immutable: STORE/data */
 	int lock_fd;			/* immutable: flock on STORE/lock */
 	bool ro;			/* immutable */
+	bool rows_stale;		/* immutable once mounted: a read-only mount
+					 * after a crash, whose recovery could not
+					 * store sizes; inodes take them from their
+					 * backing files as they load */
 	bool fsck;			/* immutable: opened by fsck, which checks
 					 * next_ino itself (and can repair it) */
 	int format;			/* the store's format version (mount upgrades it) */
@@ -208,6 +212,9 @@ void fs_backing_reaper_stop(struct fs *fs);
 /* Reserved pages of a backing file, from its allocation map. */
 int fs_backing_scan(int fd, struct rsv_map *map);
 int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems);
+/* A regular file's size, reservation and fsync'd times from its backing
+ * file, into @in (fresh from its row): what recovery would have stored. */
+int fs_backing_refresh(struct fs *fs, struct fs_inode *in);
 /* A superblock number: decimal digits only, in [min, max]; 0 or -EINVAL. */
 int fs_parse_super_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out);
 int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve,

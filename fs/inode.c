@@ -146,6 +146,14 @@ static int inode_get_by(struct fs *fs, fuse_ino_t ino, const char *name,
 	in = fs_inode_alloc();
 	g_mutex_lock(&fs->db_lock);
 	res = name ? fs_meta_lookup_load(fs, ino, name, in) : fs_meta_load_inode(fs, ino, in);
+	if (res == 0 && fs->rows_stale && S_ISREG(in->mode)) {
+		/* read-only: no row changes while db_lock is away for the
+		 * backing file's I/O.  A backing file that cannot be read
+		 * leaves the row as it is: opening the file will say why. */
+		g_mutex_unlock(&fs->db_lock);
+		fs_backing_refresh(fs, in);
+		g_mutex_lock(&fs->db_lock);
+	}
 	if (res == 0) {
 		g_mutex_lock(&fs->itable_lock);
 		other = g_hash_table_lookup(fs->itable, &in->ino);

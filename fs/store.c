@@ -1080,6 +1080,9 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 	}
 	if (rc.fix && (res = fs_meta_exec(fs, "COMMIT")) < 0)
 		goto out_rollback;
+	/* a read-only mount cannot store what it found: its inodes look */
+	if (fs->ro && !report_only)
+		fs->rows_stale = true;
 	for (guint i = 0; i < rc.doomed->len; i++)
 		unlinkat(fs->data_fd, g_ptr_array_index(rc.doomed, i), 0);
 	rsv_charge_force(&fs->ledger, total_pages);
@@ -1092,5 +1095,34 @@ out_rollback:
 out:
 	g_ptr_array_free(rc.doomed, TRUE);
 	g_hash_table_destroy(rc.inodes);
+	return res;
+}
+
+int fs_backing_refresh(struct fs *fs, struct fs_inode *in)
+{
+	struct rsv_map map = RSV_MAP_INIT;
+	struct fs_stamp stamp;
+	struct stat st;
+	int fd, res = 0;
+
+	fd = fs_backing_open(fs, in->ino, O_RDONLY);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		res = -EIO;
+	if (res == 0)
+		res = fs_backing_scan(fd, &map);
+	if (res == 0) {
+		in->size = st.st_size;
+		in->rsv_pages_db = rsv_map_pages(&map);
+		if (fgetxattr(fd, FS_STAMP_XATTR, &stamp, sizeof(stamp)) ==
+		    (ssize_t)sizeof(stamp) && stamp.ctime > in->ctime) {
+			in->atime = stamp.atime;
+			in->mtime = stamp.mtime;
+			in->ctime = stamp.ctime;
+		}
+	}
+	rsv_map_clear(&map);
+	close(fd);
 	return res;
 }

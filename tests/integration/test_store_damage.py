@@ -258,3 +258,35 @@ def test_bad_inode_counter_refused_and_repaired(fsf, value):
     os.mkdir(m.path('d', 'e'))
     assert os.stat(m.path('new')).st_ino not in inos
     assert read(m, 'f') == b'precious\n' and read(m, 'd/g') == b'g'
+
+
+# ---- a read-only mount after a crash ------------------------------------------
+
+def test_readonly_mount_after_crash_shows_backing_sizes(fsf):
+    """After SIGKILL of the daemon, files written since the last clean
+    unmount have stale rows (size 0).  A read-only mount cannot store what
+    its recovery finds, but must still show each file's real size, blocks
+    and data (it showed them empty), and leave the store unchanged; a
+    read-write mount then sees the same."""
+    m = fsf.new(size='64M')
+    data = {'f': rfs.pattern(1, 0, 300000), 'g': b'hi\n', 'h': rfs.pattern(2, 0, 8192)}
+    for name, d in data.items():
+        with open(m.path(name), 'wb') as f:
+            f.write(d)
+    m.kill()
+    m.umount_dead()
+    before = store_digest(m.store)
+    m.mount(opts='ro')
+    for name, d in data.items():
+        st = os.stat(m.path(name))
+        assert st.st_size == len(d), (name, st.st_size)
+        assert st.st_blocks * 512 >= len(d), (name, st.st_blocks)
+        assert read(m, name) == d, name
+    ro_used = m.used_pages()
+    m.umount()
+    assert store_digest(m.store) == before
+    m.mount(opts='')
+    for name, d in data.items():
+        assert os.stat(m.path(name)).st_size == len(d)
+        assert read(m, name) == d, name
+    assert m.used_pages() == ro_used
