@@ -646,9 +646,17 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 	}
 	res = fs_meta_open(fs, create);
 	if (res < 0) {
-		fprintf(stderr, "reservefs: %s/meta.db: %s (%s)\n", store,
-			res == -EIO ? "corrupt or not a reservefs store" : strerror(-res),
-			fs_meta_errmsg(fs));
+		/* damage, or a disk SQLite cannot write its WAL on (a full one) */
+		int ec = fs->db ? sqlite3_errcode(fs->db) & 0xff : SQLITE_CANTOPEN;
+		bool corrupt = ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB;
+		struct statvfs sv;
+		bool full = !corrupt && fstatvfs(fs->data_fd, &sv) == 0 &&
+			    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
+
+		fprintf(stderr, "reservefs: %s/meta.db: %s (%s)%s\n", store,
+			corrupt ? "corrupt or not a reservefs store" :
+			res == -EIO ? "cannot open" : strerror(-res), fs_meta_errmsg(fs),
+			full ? ": the disk that holds the store is full" : "");
 		return res;
 	}
 	if (create)

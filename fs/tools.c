@@ -279,7 +279,9 @@ int fs_main_fsck(int argc, char *argv[])
 	fs.lock_fd = fs.data_fd = fs.free_fd = -1;
 	fs.fsck = true;
 	g_mutex_init(&fs.db_lock);
-	if (fs_store_open(&fs, store, false, false) < 0)
+	/* a check without repair reads a store on read-only media too */
+	if (fs_store_open(&fs, store, !repair && access(store, W_OK) < 0 && errno == EROFS,
+			  false) < 0)
 		goto out_close;
 	if (fs_store_load_params(&fs, &fs.params) < 0) {
 		fprintf(stderr, "reservefs fsck: %s: corrupt superblock\n", store);

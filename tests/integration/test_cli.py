@@ -341,6 +341,9 @@ def test_store_on_read_only_media(fsf, workdir):
         finally:
             run(['fusermount3', '-u', m.mnt], timeout=30)
         assert rfs.wait_store_released(ro)
+        p = run([RESERVEFS, 'fsck', ro], timeout=60)      # checking needs no writes
+        assert p.returncode == 0 and p.stdout.rstrip().endswith('clean'), p.stdout + p.stderr
+        assert run([RESERVEFS, 'fsck', ro, '--repair'], timeout=60).returncode != 0
     finally:
         if run(['umount', ro], timeout=30).returncode != 0:
             run(['umount', '-l', ro], timeout=30)
