@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -597,6 +599,81 @@ static void mount_ready(int *ready_fd)
 	*ready_fd = -1;
 }
 
+/* SIGTERM, SIGINT and SIGHUP unmount like `fusermount3 -uz`: the mount is
+ * detached at once and the daemon serves the files still open until they
+ * close, so the kernel writes back every page dirtied through a mapping
+ * (libfuse's handlers end the session at once: the connection is aborted
+ * and those pages are lost).  A second signal ends the session at once. */
+static int mount_stop_pipe[2] = { -1, -1 };
+static struct fuse_session *mount_stop_se;
+static volatile sig_atomic_t mount_stop_signals;
+
+static void mount_stop_handler(int sig)
+{
+	char c = sig;
+
+	if (mount_stop_signals++ == 0 && write(mount_stop_pipe[1], &c, 1) == 1)
+		return;
+	if (mount_stop_se)
+		fuse_session_exit(mount_stop_se);
+}
+
+static int mount_stop_handlers(struct fuse_session *se)
+{
+	struct sigaction sa = { .sa_handler = mount_stop_handler };
+	const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	if (pipe2(mount_stop_pipe, O_CLOEXEC) < 0)
+		return -errno;
+	mount_stop_se = se;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
+		if (sigaction(sigs[i], &sa, NULL) < 0)
+			return -errno;
+	return 0;
+}
+
+/* Detach the mount (root: umount2; others: fusermount3 -uz).  A mount
+ * point that is no longer mounted is fine: someone detached it first. */
+static int mount_detach(const char *mnt)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid() == 0)
+		return umount2(mnt, MNT_DETACH) == 0 || errno == EINVAL ? 0 : -errno;
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "-q", "--", mnt, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static gpointer mount_stop_thread(gpointer data)
+{
+	struct fs *fs = data;
+	char sig = 0;
+	int res;
+
+	while (read(mount_stop_pipe[0], &sig, 1) < 0 && errno == EINTR)
+		;
+	if (sig <= 0)
+		return NULL;	/* the session ended first */
+	g_message("%s: %s: unmounting; open files are served until they close (signal again "
+		  "to stop at once)", fs->mountpoint, strsignal(sig));
+	if ((res = mount_detach(fs->mountpoint)) < 0) {
+		g_warning("%s: cannot unmount (%s): stopping at once", fs->mountpoint,
+			  strerror(-res));
+		kill(getpid(), sig);	/* the second signal */
+	}
+	return NULL;
+}
+
 /* A mount point must be a directory, and must not cover the store: the
  * daemon reopens meta.db after mounting, and through its own mount, not
  * yet served, that open would wait forever. */
@@ -636,6 +713,7 @@ int fs_main_mount(int argc, char *argv[])
 	bool clean, switched = false;
 	enum rsv_mode stored_mode;
 	int res, ret = 1, ready_fd = -1;
+	GThread *stopper;
 
 	memset(&a, 0, sizeof(a));
 	if (fuse_opt_parse(&args, &a, mount_opts, mount_opt_proc) < 0 || a.bad) {
@@ -782,6 +860,10 @@ int fs_main_mount(int argc, char *argv[])
 
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_destroy;
+	if ((res = mount_stop_handlers(se)) < 0) {
+		fprintf(stderr, "reservefs: cannot set signal handlers: %s\n", strerror(-res));
+		goto out_signals;
+	}
 	if (fuse_session_mount(se, fs->mountpoint) < 0)
 		goto out_signals;
 	if (fs_io_install(fs, se) < 0)
@@ -825,7 +907,16 @@ int fs_main_mount(int argc, char *argv[])
 	fuse_loop_cfg_set_max_threads(cfg, 10);
 	/* idle threads are kept by default (libfuse's -1); setting -1 again
 	 * only printed "Ignoring invalid max threads value" */
+	stopper = g_thread_new("stop", mount_stop_thread, fs);
 	res = fuse_session_loop_mt(se, cfg);
+	{
+		const char done = 0;
+
+		if (write(mount_stop_pipe[1], &done, 1) != 1)
+			g_warning("cannot stop the signal thread: %s", strerror(errno));
+		g_thread_join(stopper);
+		mount_stop_se = NULL;	/* signals now wait for the exit below */
+	}
 	fuse_loop_cfg_destroy(cfg);
 	ret = res == 0 ? 0 : 1;
 

@@ -6,6 +6,7 @@ import os
 import socket
 import sqlite3
 import stat
+import time
 
 import pytest
 
@@ -375,3 +376,56 @@ def test_fsck_repairs_dangling_dentry(fsf):
     assert os.listdir(m.path('d')) == ['keep']
     with open(m.path('d', 'keep')) as f:
         assert f.read() == 'keep'
+
+
+def _wait_gone(m, pid, timeout=20):
+    return m._wait_pid_exit(pid, timeout)
+
+
+def test_sigterm_unmounts_and_keeps_mmap_data(fsf):
+    """SIGTERM to the daemon unmounts as `fusermount3 -uz` does: the mount
+    goes at once, the open file is still served, and the pages dirtied
+    through its mapping reach the store when it closes.  (libfuse's own
+    handlers aborted the connection: those pages were lost, close() said
+    ENOTCONN.)  A second signal stops at once; an idle daemon just exits."""
+    import mmap
+    import signal
+    m = fsf.new(size='4M')
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b'w' * 65536)
+    mp = mmap.mmap(fd, 65536)
+    mp[:] = b'M' * 65536                     # dirty, never msync'd
+    pid = m.current_pid()
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while rfs.is_mounted(m.mnt) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not rfs.is_mounted(m.mnt), 'SIGTERM did not unmount'
+    assert rfs.pid_alive(pid), 'the daemon left an open file unserved'
+    mp.close()
+    os.close(fd)                              # the last user: the daemon ends
+    assert _wait_gone(m, pid), 'daemon did not exit after the last close'
+    assert m.proc.returncode == 0
+    m.mount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b'M' * 65536
+    # a file held open: the first signal unmounts, the second stops at once
+    fd = os.open(m.path('f'), os.O_RDONLY)
+    pid = m.current_pid()
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert rfs.pid_alive(pid) and not rfs.is_mounted(m.mnt)
+    os.kill(pid, signal.SIGINT)
+    assert _wait_gone(m, pid), 'a second signal did not stop the daemon'
+    os.close(fd)
+    # idle: SIGHUP unmounts and the daemon exits, the store clean
+    m.mount()
+    pid = m.current_pid()
+    os.kill(pid, signal.SIGHUP)
+    assert _wait_gone(m, pid)
+    assert not rfs.is_mounted(m.mnt)
+    p = m.fsck()
+    assert p.returncode == 0 and p.stdout.rstrip().endswith('clean'), p.stdout + p.stderr
+    m.mount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b'M' * 65536
