@@ -313,6 +313,8 @@ void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
 /* ---- mount.c: mounting, the session ------------------------------- */
 /* Where a live reservefs mounts @store (g_free it), or NULL. */
 char *fs_mount_find_live(const char *store);
+/* Whether @path is the mount point of a reservefs mount. */
+bool fs_mount_is_reservefs(const char *path);
 
 /* ---- io.c: the /dev/fuse channel ----------------------------------- */
 /* Installs our read/writev around libfuse's: it negotiates

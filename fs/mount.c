@@ -471,6 +471,17 @@ out:
 	return ret;
 }
 
+bool fs_mount_is_reservefs(const char *path)
+{
+	struct mount_dev d = { .mnt = realpath(path, NULL) };
+
+	if (d.mnt)
+		mount_each(mount_dev_match, &d);
+	free((char *)d.mnt);
+	g_free(d.src);
+	return d.found;
+}
+
 static int mount_write_sysfs(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC), res = 0;

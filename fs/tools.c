@@ -353,6 +353,61 @@ out_close:
 	return ret;
 }
 
+/* The stat JSON as text: one "key: value" line per top-level field, a
+ * nested object on its line as key=value pairs ("enospc: write=0 ..."), each
+ * object of an array on a line of its own ("files:" then "  ino=12 ..."). */
+static void stat_print_text(const char *json)
+{
+	char kind[16];		/* the open containers: '{' or '[' */
+	bool in_str = false;
+	int depth = 0;
+
+	for (const char *p = json; *p; p++) {
+		char in = depth ? kind[depth - 1] : 0;
+
+		if (in_str) {
+			if (*p == '\\' && p[1])
+				putchar(*++p);
+			else if (*p == '"')
+				in_str = false;
+			else
+				putchar(*p);
+			continue;
+		}
+		switch (*p) {
+		case '"':
+			in_str = true;
+			break;
+		case '{':
+		case '[':
+			if (*p == '{' && in == '[')
+				fputs("\n  ", stdout);
+			if (depth < (int)sizeof(kind))
+				kind[depth] = *p;
+			depth++;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		case ',':
+			/* top level: a line each; in an array the next object
+			 * starts its own line */
+			fputs(depth == 1 ? "\n" : in == '[' ? "" : " ", stdout);
+			break;
+		case ':':
+			fputs(depth == 1 ? ": " : "=", stdout);
+			break;
+		case ' ':
+		case '\n':
+			break;
+		default:
+			putchar(*p);
+		}
+	}
+	putchar('\n');
+}
+
 int fs_main_stat(int argc, char *argv[])
 {
 	const char *mnt = NULL;
@@ -373,7 +428,10 @@ int fs_main_stat(int argc, char *argv[])
 		fprintf(stderr, "usage: reservefs stat MOUNTPOINT [--json]\n");
 		return 2;
 	}
-	n = getxattr(mnt, "user.reservefs.stat", buf, sizeof(buf) - 1);
+	/* the control xattrs live on the mount's root only: elsewhere a name
+	 * like ours is anyone's own xattr */
+	n = fs_mount_is_reservefs(mnt) ? getxattr(mnt, "user.reservefs.stat", buf,
+						  sizeof(buf) - 1) : (errno = ENODATA, -1);
 	if (n < 0) {
 		fprintf(stderr, "reservefs stat: %s: %s\n", mnt,
 			errno == ENODATA || errno == ENOTSUP ? "not a reservefs mount" : strerror(errno));
@@ -384,20 +442,6 @@ int fs_main_stat(int argc, char *argv[])
 		fputs(buf, stdout);
 		return 0;
 	}
-	/* The JSON is flat but for "enospc" and "files": print it as lines. */
-	for (char *p = buf; *p; p++) {
-		switch (*p) {
-		case '{': case '}': case '[': case ']': case '"':
-			break;
-		case ',':
-			putchar('\n');
-			break;
-		case ':':
-			fputs(": ", stdout);
-			break;
-		default:
-			putchar(*p);
-		}
-	}
+	stat_print_text(buf);
 	return 0;
 }

@@ -89,9 +89,20 @@ def test_stat_output(fsf, mode):
     nums = {v for v in flat.values() if isinstance(v, int)}
     assert 8 * MiB in nums or 2048 in nums, flat
     assert 10 * PAGE in nums or 10 in nums, flat
+    # the text: one 'key: value' line per field, the ENOSPC counts on one
+    # line, each busy file on its own
+    lines = p.stdout.splitlines()
+    assert 'capacity_bytes: %d' % (8 * MiB) in lines, p.stdout
+    enospc = [l for l in lines if l.startswith('enospc: ')]
+    assert len(enospc) == 1 and 'write=0' in enospc[0] and 'create=0' in enospc[0], p.stdout
     # not a mount point of ours: clear error
     p = rfs.run([rfs.RESERVEFS, 'stat', m.work], timeout=20)
     assert p.returncode != 0 and p.stderr.strip()
+    # a directory inside the mount that carries a look-alike xattr is not one
+    os.mkdir(m.path('sub'))
+    os.setxattr(m.path('sub'), 'user.reservefs.stat', b'{"capacity_bytes":1}')
+    p = rfs.run([rfs.RESERVEFS, 'stat', m.path('sub')], timeout=20)
+    assert p.returncode != 0 and 'not a reservefs mount' in p.stderr, p.stdout + p.stderr
 
 
 def test_stat_enospc_counts(fsf):
