@@ -13,7 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 
 #include "fs_i.h"
 
@@ -449,10 +452,63 @@ static uint64_t data_next_present(const struct rsv_map *m, uint64_t p, uint64_t 
 	return first;
 }
 
+/* lseek(SEEK_DATA/SEEK_HOLE) on the backing file, from its written extents.
+ * lseek itself counts as data every page the backing page cache holds over
+ * an unwritten extent, and in eof mode every page below EOF is one (its
+ * reservation): once read, zeroes that were never written looked like data.
+ * An unwritten extent is a hole here; FIEMAP_FLAG_SYNC first writes back
+ * what is dirty, so every written page has a written extent.  -EOPNOTSUPP
+ * where the backing filesystem has no FIEMAP (the caller uses lseek). */
+static off_t data_seek_extents(int fd, off_t off, int whence)
+{
+	enum { N = 64 };
+	struct fiemap *fm = g_malloc0(sizeof(*fm) + N * sizeof(struct fiemap_extent));
+	uint64_t start = off, pos = off;
+	uint32_t flags = FIEMAP_FLAG_SYNC;
+	bool found = false, last = false;
+	off_t res = 0;
+
+	while (!found && !last) {
+		memset(fm, 0, sizeof(*fm));
+		fm->fm_start = start;
+		fm->fm_length = FIEMAP_MAX_OFFSET - start;
+		fm->fm_flags = flags;
+		fm->fm_extent_count = N;
+		flags = 0;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+			res = errno == ENOTTY || errno == EOPNOTSUPP || errno == EBADR ?
+			      -EOPNOTSUPP : -errno;
+			break;
+		}
+		last = fm->fm_mapped_extents == 0;
+		for (unsigned i = 0; i < fm->fm_mapped_extents && !found; i++) {
+			const struct fiemap_extent *e = &fm->fm_extents[i];
+			uint64_t es = e->fe_logical, ee = es + e->fe_length;
+
+			start = ee;
+			last = e->fe_flags & FIEMAP_EXTENT_LAST;
+			if (ee <= pos || (e->fe_flags & FIEMAP_EXTENT_UNWRITTEN))
+				continue;
+			if (whence == SEEK_DATA || es > pos) {	/* data, or a hole before it */
+				res = whence == SEEK_DATA ? (off_t)MAX(es, pos) : (off_t)pos;
+				found = true;
+			} else {
+				pos = ee;
+			}
+		}
+	}
+	g_free(fm);
+	if (res < 0 || found)
+		return res;
+	/* no written extent left: no more data, or a hole from pos on */
+	return whence == SEEK_DATA ? -ENXIO : (off_t)pos;
+}
+
 off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 {
 	const uint64_t maxp = UINT64_MAX >> RSV_PAGE_SHIFT;
 	off_t res, end = (off_t)in->size;
+	bool extents = true;
 
 	if (off < 0 || off >= end)
 		return -ENXIO;
@@ -461,9 +517,17 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 		for (;;) {
 			uint64_t p;
 
-			res = lseek(fd, off, SEEK_DATA);
+			res = extents ? data_seek_extents(fd, off, SEEK_DATA) : -EOPNOTSUPP;
+			if (res == -EOPNOTSUPP) {
+				extents = false;
+				res = lseek(fd, off, SEEK_DATA);
+				if (res < 0)
+					res = -errno;
+			}
+			if (res == -ENXIO)
+				return -ENXIO;
 			if (res < 0)
-				return -errno;
+				return res;
 			if (res >= end)
 				return -ENXIO;
 			p = rsv_page_down(res);
@@ -474,9 +538,11 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 				return -ENXIO;
 		}
 	}
-	res = lseek(fd, off, SEEK_HOLE);
+	res = data_seek_extents(fd, off, SEEK_HOLE);
+	if (res == -EOPNOTSUPP && (res = lseek(fd, off, SEEK_HOLE)) < 0)
+		res = -errno;
 	if (res < 0)
-		return -errno;
+		return res;
 	res = MIN(res, end);
 	if (in->zero.n) {
 		uint64_t last = rsv_page_up(res);

@@ -3,6 +3,7 @@
 import errno
 import fcntl
 import json
+import mmap
 import os
 import struct
 
@@ -145,6 +146,55 @@ def test_seek_data_hole(fsf, mode):
             with pytest.raises(OSError) as e:
                 os.lseek(fd, MiB + 4096, os.SEEK_DATA)
             assert e.value.errno == errno.ENXIO
+    finally:
+        os.close(fd)
+
+
+def seek_map(fd):
+    """[(data, hole), ...] by SEEK_DATA/SEEK_HOLE, as cp and tar walk a file."""
+    size, off, out = os.fstat(fd).st_size, 0, []
+    while off < size:
+        try:
+            d = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError as e:
+            assert e.errno == errno.ENXIO
+            break
+        off = os.lseek(fd, d, os.SEEK_HOLE)
+        out.append((d, off))
+    return out
+
+
+def test_seek_holes_stay_holes_after_reads(fsf, mode):
+    """Pages never written (or punched) are holes before and after the file
+    is read.  In eof mode they are preallocated in the backing file, and
+    lseek there counted the zero pages a read left in its page cache as
+    data."""
+    m = fsf.new(size='64M', reserve=mode)
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, 8 * MiB)
+        os.pwrite(fd, b'X', 4 * MiB)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, MiB)
+        want = [(4 * MiB, 4 * MiB + 4096)]
+        assert seek_map(fd) == want
+        with open(m.path('f'), 'rb') as f:
+            assert f.read().count(b'X') == 1
+        assert seek_map(fd) == want
+        # what is written later is data at once, through write() and mmap
+        os.pwrite(fd, b'Y', 6 * MiB + 10)
+        mp = mmap.mmap(fd, 8 * MiB)
+        mp[2 * MiB] = ord('Z')
+        assert seek_map(fd) == [(2 * MiB, 2 * MiB + 4096), (4 * MiB, 4 * MiB + 4096),
+                                (6 * MiB, 6 * MiB + 4096)]
+        mp.close()
+    finally:
+        os.close(fd)
+    m.remount()
+    fd = os.open(m.path('f'), os.O_RDONLY)
+    try:
+        os.read(fd, 8 * MiB)
+        assert seek_map(fd) == [(2 * MiB, 2 * MiB + 4096), (4 * MiB, 4 * MiB + 4096),
+                                (6 * MiB, 6 * MiB + 4096)]
     finally:
         os.close(fd)
 
