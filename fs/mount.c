@@ -525,7 +525,7 @@ static void mount_set_bdi(struct fs *fs)
 
 /* Charges the ledger with what the store holds: from the per-inode records
  * after a clean unmount, or re-derived from the backing files otherwise. */
-static int mount_load_ledger(struct fs *fs, bool clean)
+static int mount_load_ledger(struct fs *fs, bool clean, bool switched)
 {
 	uint64_t pages = 0, inodes = 0;
 	int problems = 0, res;
@@ -541,7 +541,10 @@ static int mount_load_ledger(struct fs *fs, bool clean)
 		return 0;
 	}
 	res = fs_recover(fs, false, false, NULL, &problems);
-	if (res == 0)
+	if (res == 0 && switched)
+		g_message("%s: reserve=eof after a reserve=write mount: every page below EOF "
+			  "reserved (%d repairs)", fs->store, problems);
+	else if (res == 0)
 		g_message("%s: recovered after an unclean shutdown (%d repairs)", fs->store,
 			  problems);
 	return res;
@@ -858,8 +861,9 @@ int fs_main_mount(int argc, char *argv[])
 	}
 	/* eof mode after a write-mode mount: holes below EOF need reserving */
 	switched = stored_mode == RSV_MODE_WRITE && fs->params.mode == RSV_MODE_EOF;
-	if (mount_load_ledger(fs, clean && !switched) < 0) {
-		fprintf(stderr, "reservefs: %s: cannot read the store\n", a.store);
+	if ((res = mount_load_ledger(fs, clean && !switched, switched)) < 0) {
+		if (res != -ENOSPC)	/* fs_recover said why */
+			fprintf(stderr, "reservefs: %s: cannot read the store\n", a.store);
 		goto out;
 	}
 	if (rsv_reserved_pages(&fs->ledger) > rsv_capacity_pages(&fs->ledger))

@@ -968,6 +968,63 @@ static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
 
 /* One regular file against its backing file: size and reservation.  Adds
  * its reserved pages to *pages. */
+static int rec_punch_range(uint64_t start, uint64_t end, void *arg)
+{
+	fallocate(*(int *)arg, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)start << RSV_PAGE_SHIFT, (off_t)(end - start) << RSV_PAGE_SHIFT);
+	return 0;
+}
+
+/* eof mode: the holes below EOF that a reserve=write mount (or a crash)
+ * left are reserved below, all of them, or (-ENOSPC) none: they must fit in
+ * the capacity and on the backing filesystem. */
+static int rec_eof_fits(struct rec *rc)
+{
+	struct fs *fs = rc->fs;
+	uint64_t have = 0, need = 0, files = 0, cap = fs->params.size_pages;
+	struct statvfs sv;
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, rc->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const struct rec_inode *r = v;
+		struct rsv_map map = RSV_MAP_INIT;
+		struct stat st;
+		uint64_t missing;
+		int fd;
+
+		if (r->freed || !S_ISREG(r->mode) || !r->has_backing ||
+		    (fd = fs_backing_open(fs, r->ino, O_RDONLY)) < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fs_backing_scan(fd, &map) == 0) {
+			have += rsv_map_pages(&map);
+			missing = rsv_map_count_missing(&map, 0, rsv_page_up(st.st_size));
+			need += missing;
+			files += missing != 0;
+		}
+		rsv_map_clear(&map);
+		close(fd);
+	}
+	if (need && have + need > cap) {
+		fprintf(stderr, "reservefs: %s: reserve=eof needs %" PRIu64 " more pages for the "
+			"holes below EOF in %" PRIu64 " files, and %" PRIu64 " of %" PRIu64
+			" are free: mount with -o reserve=write or a larger size=\n", fs->store,
+			need, files, have < cap ? cap - have : 0, cap);
+		return -ENOSPC;
+	}
+	if (need && fstatvfs(fs->data_fd, &sv) == 0 &&
+	    need > (uint64_t)sv.f_bavail * sv.f_frsize / RSV_PAGE_SIZE) {
+		fprintf(stderr, "reservefs: %s: reserve=eof needs %" PRIu64 " MiB on the backing "
+			"filesystem for the holes below EOF in %" PRIu64 " files, and it has %"
+			PRIu64 " MiB free: mount with -o reserve=write\n", fs->store,
+			need >> (20 - RSV_PAGE_SHIFT), files,
+			(uint64_t)sv.f_bavail * sv.f_frsize >> 20);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 {
 	struct fs *fs = rc->fs;
@@ -1022,6 +1079,17 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 					problem(rc->report, rc->problems, "inode %" PRIu64 ": %"
 						PRIu64 " pages below EOF were not reserved: reserved",
 						(uint64_t)r->ino, missing);
+			} else if (rc->fix) {
+				/* the backing disk filled meanwhile: give back what the
+				 * fallocate took, and stop (rec_eof_fits said it fits) */
+				res = -errno;
+				rsv_map_foreach_missing(&map, 0, eof_pages, rec_punch_range, &fd);
+				fprintf(stderr, "reservefs: %s: cannot reserve the holes below EOF "
+					"of inode %" PRIu64 ": %s\n", fs->store, (uint64_t)r->ino,
+					strerror(-res));
+				close(fd);
+				rsv_map_clear(&map);
+				return res;
 			} else {
 				problem(rc->report, rc->problems, "inode %" PRIu64 ": %" PRIu64
 					" pages below EOF are not reserved", (uint64_t)r->ino,
@@ -1076,6 +1144,8 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		goto out_rollback;
 	rec_scan_data(&rc);
 	rec_scan_spares(&rc);
+	if (rc.fix && fs->params.mode == RSV_MODE_EOF && (res = rec_eof_fits(&rc)) < 0)
+		goto out_rollback;
 	g_hash_table_iter_init(&it, rc.inodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct rec_inode *r = v;

@@ -537,3 +537,61 @@ def test_sigkill_with_open_unlinked_file_frees_orphan(fsf, mode):
     m.umount()
     r = m.fsck()
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
+    """A reserve=write store mounted in eof mode must reserve every hole
+    below EOF.  When they do not fit in the capacity, or on the backing
+    filesystem, the mount is refused with nothing allocated (it once went
+    over capacity, or filled the backing disk, or mounted with unreserved
+    pages below EOF).  When they fit, it reserves them."""
+    from test_cli import one_line_error, store_digest, try_mount_expect_failure
+    m = fsf.new(size='4M', reserve='write')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'head')
+        f.truncate(8 * MiB)
+    m.umount()
+    def data_blocks(store):
+        return sum(os.lstat(os.path.join(d, n)).st_blocks
+                   for d, _, ns in os.walk(os.path.join(store, 'data')) for n in ns)
+    before = store_digest(m.store), data_blocks(m.store)
+    line = one_line_error(try_mount_expect_failure(m.store, m.mnt, 'reserve=eof'))
+    assert 'reserve=write' in line and '2047 more pages' in line, line
+    assert (store_digest(m.store), data_blocks(m.store)) == before
+    m.mount('reserve=write')
+    os.truncate(m.path('f'), 2 * MiB)
+    m.umount()
+    m.mount('reserve=eof')
+    assert os.stat(m.path('f')).st_blocks == 2 * MiB // 512
+    assert m.used_pages() == 512
+    with open(m.path('f'), 'rb') as f:
+        assert f.read(4) == b'head'
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+
+    # capacity enough, backing filesystem too small
+    small = os.path.join(workdir, 'small')
+    os.mkdir(small)
+    rfs.run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
+    try:
+        store, mnt = os.path.join(small, 'st'), os.path.join(workdir, 'm-small')
+        os.mkdir(mnt)
+        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=16M,reserve=write'], check=True)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            with open(os.path.join(mnt, 'g'), 'wb') as f:
+                f.truncate(12 * MiB)
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        used = os.statvfs(small).f_bfree
+        line = one_line_error(try_mount_expect_failure(store, mnt, 'reserve=eof'))
+        assert 'backing filesystem' in line, line
+        assert os.statvfs(small).f_bfree == used
+    finally:
+        if rfs.is_mounted(os.path.join(workdir, 'm-small')):
+            rfs.run(['fusermount3', '-u', os.path.join(workdir, 'm-small')], timeout=30)
+        rfs.wait_store_released(os.path.join(small, 'st'))
+        if rfs.run(['umount', small], timeout=30).returncode != 0:
+            rfs.run(['umount', '-l', small], timeout=30)
