@@ -171,17 +171,11 @@ ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64
 		return len;
 
 	if (writeback) {
-		/* A page dirtied through a mapping in write mode: all of it or
-		 * nothing, and nothing means the kernel drops the page. */
-		granted = rsv_charge(&fs->ledger, missing) == 0 ? missing : 0;
-		if (!granted) {
-			rsv_count_enospc(&fs->ledger, ev);
-			__atomic_add_fetch(&fs->writeback_failures, 1, __ATOMIC_RELAXED);
-			g_warning("writeback of inode %" PRIu64 " at offset %" PRIu64
-				  " (%" PRIu64 " bytes) refused: no space (reserve=write "
-				  "does not protect mmap)", (uint64_t)in->ino, off, len);
+		/* Pages dirtied through a mapping in write mode: all of them, or
+		 * the caller saves what it can (fs_data_writeback_partial). */
+		if (rsv_charge(&fs->ledger, missing) < 0)
 			return -ENOSPC;
-		}
+		granted = missing;
 	} else {
 		granted = rsv_charge_upto(&fs->ledger, missing);
 	}
@@ -210,6 +204,66 @@ ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64
 	}
 	*undop = undo;
 	return len;
+}
+
+static int data_take_pages(uint64_t start, uint64_t end, void *arg)
+{
+	struct { GArray *ranges; uint64_t left; } *t = arg;
+	struct data_range r = { start, MIN(end, start + t->left) };
+
+	if (r.start < r.end) {
+		g_array_append_val(t->ranges, r);
+		t->left -= r.end - r.start;
+	}
+	return t->left == 0;
+}
+
+static int data_write_range(uint64_t start, uint64_t end, void *arg)
+{
+	struct { struct fs *fs; struct fs_inode *in; int fd; uint64_t off, len;
+		 const char *buf; } *w = arg;
+	uint64_t a = MAX(start << RSV_PAGE_SHIFT, w->off);
+	uint64_t b = MIN(end << RSV_PAGE_SHIFT, w->off + w->len);
+	ssize_t n = a < b ? pwrite(w->fd, w->buf + (a - w->off), b - a, a) : 0;
+
+	if (n > 0)
+		fs_data_written(w->fs, w->in, w->fd, a, n);
+	return 0;
+}
+
+static int data_warn_lost(uint64_t start, uint64_t end, void *arg)
+{
+	const struct fs_inode *in = arg;
+
+	g_warning("writeback of inode %" PRIu64 " pages %" PRIu64 "-%" PRIu64 " (bytes %"
+		  PRIu64 "-%" PRIu64 ") lost: no space (reserve=write does not protect mmap)",
+		  (uint64_t)in->ino, start, end - 1, start << RSV_PAGE_SHIFT,
+		  (end << RSV_PAGE_SHIFT) - 1);
+	return 0;
+}
+
+int fs_data_writeback_partial(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,
+			      const char *buf, uint64_t len)
+{
+	uint64_t first = rsv_page_down(off), last = rsv_page_up(off + len);
+	struct { GArray *ranges; uint64_t left; } take = {
+		g_array_new(FALSE, FALSE, sizeof(struct data_range)), 0 };
+	struct { struct fs *fs; struct fs_inode *in; int fd; uint64_t off, len;
+		 const char *buf; } w = { fs, in, fd, off, len, buf };
+
+	/* the missing pages that still fit, in file order */
+	take.left = rsv_charge_upto(&fs->ledger, rsv_map_count_missing(&in->rsv, first, last));
+	if (take.left) {
+		rsv_map_foreach_missing(&in->rsv, first, last, data_take_pages, &take);
+		/* all or nothing: a failure is undone and released there */
+		data_reserve_ranges(fs, in, fd, take.ranges, 0, 0);
+	}
+	g_array_free(take.ranges, TRUE);
+	rsv_map_foreach_present(&in->rsv, first, last, data_write_range, &w);
+	rsv_map_foreach_missing(&in->rsv, first, last, data_warn_lost, in);
+	rsv_count_enospc(&fs->ledger, RSV_EV_WRITEBACK);
+	__atomic_add_fetch(&fs->writeback_failures, 1, __ATOMIC_RELAXED);
+	return -ENOSPC;
 }
 
 void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len)

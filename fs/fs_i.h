@@ -275,6 +275,11 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size);
 int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
 		      uint64_t len);
 void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len);
+/* A writeback (reserve=write) whose new pages do not all fit: reserves those
+ * that do, writes every reserved page of @buf, logs the rest as lost and
+ * returns -ENOSPC, which the kernel reports to msync/fsync. */
+int fs_data_writeback_partial(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,
+			      const char *buf, uint64_t len);
 /* SEEK_DATA / SEEK_HOLE, with punched-but-reserved pages as holes. */
 off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence);
 

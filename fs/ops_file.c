@@ -139,7 +139,16 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	old_size = in->size;
 	res = fs->bench_no_reserve ? (ssize_t)len :
 	      fs_data_reserve_write(fs, in, in->fd, off, len, writepage, &undo);
-	if (res > 0) {
+	if (res == -ENOSPC && writepage) {
+		/* save the pages that have (or still get) space */
+		char *buf = g_malloc(len);
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+
+		mem.buf[0].mem = buf;
+		if (fuse_buf_copy(&mem, src, 0) == (ssize_t)len)
+			res = fs_data_writeback_partial(fs, in, in->fd, off, buf, len);
+		g_free(buf);
+	} else if (res > 0) {
 		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(res);
 
 		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;

@@ -595,3 +595,36 @@ def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
         rfs.wait_store_released(os.path.join(small, 'st'))
         if rfs.run(['umount', small], timeout=30).returncode != 0:
             rfs.run(['umount', '-l', small], timeout=30)
+
+
+def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
+    """reserve=write: a writeback that meets a full store keeps the pages that
+    had a reservation, and new pages while any fit; only the rest is lost,
+    counted and reported to msync (it once dropped the whole request)."""
+    import mmap
+    m = fsf.new(size='1M', reserve='write')
+    fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b'w' * (16 * PAGE))            # pages 0-15 reserved
+        os.ftruncate(fd, 32 * PAGE)                 # pages 16-31: holes
+        fill = os.open(m.path('fill'), os.O_RDWR | os.O_CREAT, 0o644)
+        os.write(fill, b'f' * ((256 - 16 - 4) * PAGE))   # 4 pages left free
+        assert m.free_pages() == 4
+        before = m.stat_json()['writeback_failures']
+        mp = mmap.mmap(fd, 32 * PAGE)
+        mp[:] = b'M' * (32 * PAGE)
+        with pytest.raises(OSError) as e:
+            mp.flush()
+        assert e.value.errno == errno.ENOSPC
+        mp.close()
+        assert m.free_pages() == 0
+        assert m.stat_json()['writeback_failures'] == before + 1
+        os.close(fill)
+    finally:
+        os.close(fd)
+    m.remount()
+    with open(m.path('f'), 'rb') as f:
+        d = f.read()
+    pages = [d[i * PAGE:(i + 1) * PAGE] for i in range(32)]
+    assert pages[:20] == [b'M' * PAGE] * 20, [p[:1] for p in pages]
+    assert pages[20:] == [b'\0' * PAGE] * 12, [p[:1] for p in pages]
