@@ -494,6 +494,22 @@ static int mount_write_sysfs(const char *path, const char *val)
 	return res;
 }
 
+static int mount_read_sysfs(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	g_strstrip(buf);
+	return 0;
+}
+
 /* Bounds the kernel's dirty pages of this mount (its mmap side): the
  * connection's bdi gets max_bytes and strict_limit.  Runs right after the
  * mount, before the mount command returns, so the bound holds from the
@@ -509,14 +525,28 @@ static void mount_set_bdi(struct fs *fs)
 		return;
 	mount_each(mount_dev_match, &d);
 	if (d.found) {
+		char orig[32] = "", back[32] = "";
+
 		snprintf(val, sizeof(val), "%" PRIu64, fs->mmap_dirty_max);
 		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes", d.maj, d.min);
+		mount_read_sysfs(path, orig, sizeof(orig));
 		res = mount_write_sysfs(path, val);
+		/* the kernel keeps a ratio of its own dirty limit: a bound that
+		 * rounds to 0 would stop every mmap writer for good (FUSE's bdi
+		 * has strict_limit already): put the kernel's own back */
+		if (res == 0 && mount_read_sysfs(path, back, sizeof(back)) == 0 &&
+		    strtoull(back, NULL, 10) == 0) {
+			mount_write_sysfs(path, orig);
+			res = -ERANGE;
+		}
 		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit", d.maj, d.min);
 		if (res == 0)
 			res = mount_write_sysfs(path, "1");
 	}
-	if (res < 0)
+	if (res == -ERANGE)
+		g_warning("mmap_dirty_max=%" PRIu64 " is below what the kernel can bound for "
+			  "this mount (it rounds to 0); not applied", fs->mmap_dirty_max);
+	else if (res < 0)
 		g_message("cannot bound the kernel's dirty pages for this mount "
 			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
 			  d.maj, d.min, strerror(-res));

@@ -217,6 +217,28 @@ def bdi_dir(m):
 
 
 @pytest.mark.timeout(240)
+def test_mmap_dirty_max_too_small_is_not_applied(fsf):
+    """A bound the kernel rounds to 0 bytes (it keeps a ratio of its own
+    limit) would stop every mmap writer for good: it is not applied, and
+    the log says so."""
+    m = fsf.new(size='8M', reserve='eof', mount_opts='mmap_dirty_max=4k')
+    maxb = os.path.join(bdi_dir(m), 'max_bytes')
+    if os.path.exists(maxb):
+        assert int(open(maxb).read()) > 0
+    code = ('import mmap, os, sys\n'
+            'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n'
+            'os.ftruncate(fd, 1 << 20)\n'
+            'm = mmap.mmap(fd, 1 << 20)\n'
+            'm[:] = b"x" * (1 << 20)\n'
+            'm.flush()\n')
+    p = rfs.run([sys.executable, '-c', code, m.path('f')], timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert 'mmap_dirty_max=4096 is below' in m.log_text()
+    m.remount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b'x' * (1 << 20)
+
+
 def test_mmap_64m_msync_within_bdi_limit(fsf):
     m = fsf.new(size='128M', reserve='eof', mount_opts='mmap_dirty_max=16M')
     bdi = bdi_dir(m)
