@@ -51,11 +51,27 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			   struct stat *attr, int to_set, struct stat *out)
 {
 	int64_t now = fs_now();
-	int res = 0;
+	struct {
+		mode_t mode;
+		uid_t uid;
+		gid_t gid;
+		int64_t atime, mtime, ctime;
+		uint64_t size;
+	} saved;
+	bool temp = false, grown = false, shrunk = false;
+	int fd = -1, res = 0;
 
 	if (fs->ro)
 		return -EROFS;
 	g_mutex_lock(&in->lock);
+	/* what a failed commit puts back (attributes; a grown size too) */
+	saved.mode = in->mode;
+	saved.uid = in->uid;
+	saved.gid = in->gid;
+	saved.atime = in->atime;
+	saved.mtime = in->mtime;
+	saved.ctime = in->ctime;
+	saved.size = in->size;
 	if (to_set & FUSE_SET_ATTR_SIZE)	/* no write copies into what goes */
 		fs_inode_drain_copies(fs, in);
 	/* as notify_change()/vfs_truncate() on a kernel filesystem */
@@ -69,9 +85,6 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		goto out;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		bool temp;
-		int fd;
-
 		if (!S_ISREG(in->mode)) {
 			res = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
 			goto out;
@@ -86,10 +99,10 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			goto out;
 		}
 		res = fs_data_truncate(fs, in, fd, attr->st_size);
-		if (temp)
-			close(fd);
 		if (res < 0)
 			goto out;
+		grown = in->size > saved.size;
+		shrunk = in->size < saved.size;
 		if (!(to_set & FUSE_SET_ATTR_MTIME))
 			in->mtime = now;
 		if (!(to_set & FUSE_SET_ATTR_MODE) && !fs->killpriv_v2)
@@ -123,7 +136,28 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			res = fs_acl_chmod(fs, in);
 		res = fs_meta_commit(fs, res);
 	}
+	if (res < 0 && shrunk) {
+		/* meta.db cannot take it (a full backing disk), but the data
+		 * past the new size is gone: the truncate happened, and the row
+		 * follows at the next commit (the size lives in the backing file) */
+		g_warning("inode %" PRIu64 ": truncated to %" PRIu64 ", not yet recorded in "
+			  "meta.db: %s", (uint64_t)in->ino, in->size, strerror(-res));
+		in->attr_dirty = true;
+		res = 0;
+	} else if (res < 0) {
+		/* nothing changed, as the caller is told */
+		if (grown)
+			fs_data_truncate(fs, in, fd, saved.size);
+		in->mode = saved.mode;
+		in->uid = saved.uid;
+		in->gid = saved.gid;
+		in->atime = saved.atime;
+		in->mtime = saved.mtime;
+		in->ctime = saved.ctime;
+	}
 out:
+	if (temp && fd >= 0)
+		close(fd);
 	fs_inode_fill_stat(fs, in, out);
 	g_mutex_unlock(&in->lock);
 	return res;

@@ -628,3 +628,65 @@ def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
     pages = [d[i * PAGE:(i + 1) * PAGE] for i in range(32)]
     assert pages[:20] == [b'M' * PAGE] * 20, [p[:1] for p in pages]
     assert pages[20:] == [b'\0' * PAGE] * 12, [p[:1] for p in pages]
+
+
+def test_full_backing_disk_setattr_changes_nothing(workdir):
+    """When meta.db cannot be written (the backing disk is full), a truncate
+    up or a chmod that fails leaves the file as it was: the backing file was
+    once grown all the same, and after a crash the size came back."""
+    small, mnt = os.path.join(workdir, 'small'), os.path.join(workdir, 'mnt')
+    os.mkdir(small)
+    os.mkdir(mnt)
+    rfs.run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
+    store = os.path.join(small, 'st')
+    try:
+        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=4M,reserve=write'], check=True)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
+            os.write(fd, b'a' * 100)
+            os.fsync(fd)
+            with open(os.path.join(small, 'filler'), 'wb') as f:
+                try:
+                    while True:
+                        f.write(b'z' * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            fails = 0
+            for i in range(1, 20):
+                try:
+                    os.ftruncate(fd, 100 + i * PAGE)
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+                    fails += 1
+                    assert os.fstat(fd).st_size in (100, 100 + (i - 1) * PAGE)
+            size = os.fstat(fd).st_size
+            mode = os.stat(os.path.join(mnt, 'f')).st_mode
+            try:
+                os.chmod(os.path.join(mnt, 'f'), 0o600)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                assert os.stat(os.path.join(mnt, 'f')).st_mode == mode
+            os.close(fd)
+            assert fails, 'the full disk refused nothing: the test proves nothing'
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        os.unlink(os.path.join(small, 'filler'))
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            assert os.stat(os.path.join(mnt, 'f')).st_size == size
+            with open(os.path.join(mnt, 'f'), 'rb') as f:
+                assert f.read(100) == b'a' * 100
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        p = rfs.fsck(store)
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        if rfs.is_mounted(mnt):
+            rfs.run(['fusermount3', '-uz', mnt], timeout=30)
+        rfs.wait_store_released(store)
+        if rfs.run(['umount', small], timeout=30).returncode != 0:
+            rfs.run(['umount', '-l', small], timeout=30)
