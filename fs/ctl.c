@@ -93,6 +93,8 @@ int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out)
 		g_string_printf(out, "%" PRIu64, rsv_nr_inodes(l));
 	else if (strcmp(key, "mode") == 0)
 		g_string_printf(out, "%s", rsv_mode_name(l->mode));
+	else if (strcmp(key, "readonly") == 0)	/* mounted -o ro: for remount */
+		g_string_printf(out, "%d", fs->ro ? 1 : 0);
 	else if (strcmp(key, "usage") == 0)
 		g_string_printf(out, "reserved_bytes=%" PRIu64 " reserved_pages=%" PRIu64
 				" capacity_bytes=%" PRIu64 " inodes_used=%" PRIu64
@@ -119,7 +121,7 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 	g_strstrip(s);
 	if (strcmp(key, "size") != 0 && strcmp(key, "nr_inodes") != 0) {
 		res = strcmp(key, "usage") == 0 || strcmp(key, "stat") == 0 ||
-		      strcmp(key, "mode") == 0 ? -EPERM : -EINVAL;
+		      strcmp(key, "mode") == 0 || strcmp(key, "readonly") == 0 ? -EPERM : -EINVAL;
 		goto out;
 	}
 	if (ctx->uid != 0 && ctx->uid != fs->owner_uid) {

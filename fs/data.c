@@ -58,7 +58,8 @@ static void data_trim_past_eof(struct fs *fs, struct fs_inode *in, int fd)
 	GArray *keep = g_array_new(FALSE, FALSE, sizeof(struct data_range));
 	struct stat st;
 
-	(void)fs;
+	/* a copy without in->lock may be extending the file meanwhile */
+	fs_inode_drain_copies(fs, in);
 	if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size) == 0) {
 		rsv_map_foreach_present(&in->rsv, rsv_page_up(st.st_size),
 					UINT64_MAX >> RSV_PAGE_SHIFT, data_collect, keep);
@@ -300,7 +301,8 @@ static void data_release_from(struct fs *fs, struct fs_inode *in, int fd, uint64
 	rsv_map_remove(&in->zero, page, UINT64_MAX >> RSV_PAGE_SHIFT);
 }
 
-int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size)
+int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size,
+		     GArray **undop)
 {
 	GArray *undo = NULL;
 	uint64_t old = in->size;
@@ -339,6 +341,10 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size)
 	in->size = size;
 	in->attr_dirty = true;
 	res = 0;
+	if (undop) {
+		*undop = undo;
+		undo = NULL;
+	}
 out:
 	if (undo)
 		g_array_free(undo, TRUE);

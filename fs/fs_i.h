@@ -105,6 +105,7 @@ struct fs {
 	bool noatime;			/* immutable: mounted noatime */
 	bool bench_no_reserve;		/* immutable: benchmarks only: writes skip the ledger */
 	unsigned max_read;		/* immutable: -o max_read, echoed in INIT */
+	unsigned dev_major, dev_minor;	/* immutable once mounted: our connection's device */
 	bool backing_page_blocks;	/* immutable: backing block size divides 4096 evenly (== 4096) */
 	uint64_t max_file_size;		/* immutable */
 	uid_t owner_uid;		/* immutable: who mounted */
@@ -271,7 +272,10 @@ void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in);
 ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64_t off,
 			      uint64_t len, bool writeback, GArray **undo);
 void fs_data_undo(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t from_page);
-int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size);
+/* @undop (may be NULL): after growing, the pages it reserved, for
+ * fs_data_undo if the change must be taken back (caller frees). */
+int fs_data_truncate(struct fs *fs, struct fs_inode *in, int fd, uint64_t size,
+		     GArray **undop);
 int fs_data_fallocate(struct fs *fs, struct fs_inode *in, int fd, int mode, uint64_t off,
 		      uint64_t len);
 void fs_data_written(struct fs *fs, struct fs_inode *in, int fd, uint64_t off, uint64_t len);
@@ -318,6 +322,8 @@ void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
 /* ---- mount.c: mounting, the session ------------------------------- */
 /* Where a live reservefs mounts @store (g_free it), or NULL. */
 char *fs_mount_find_live(const char *store);
+/* Where @store is mounted, live daemon or not (the lock is not asked). */
+char *fs_mount_find(const char *store);
 /* Whether @path is the mount point of a reservefs mount. */
 bool fs_mount_is_reservefs(const char *path);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -328,12 +329,36 @@ static bool mount_live_match(const char *mnt, const char *src, unsigned maj, uns
  * NULL.  A mount's source is its store's real path (the fsname we give it);
  * a store is compared by its real path, never by the name as typed: two
  * stores both called "st" in different directories are different stores. */
+char *fs_mount_find(const char *store)
+{
+	struct mount_live l = { .real = realpath(store, NULL) };
+
+	if (l.real)
+		mount_each(mount_live_match, &l);
+	free((char *)l.real);
+	return l.found;
+}
+
 char *fs_mount_find_live(const char *store)
 {
 	struct mount_live l = { .real = realpath(store, NULL) };
 
 	if (l.real)
 		mount_each(mount_live_match, &l);
+	/* statvfs answers for a dead daemon too when the mount is not open to
+	 * us (FUSE then answers itself): a live one holds the store's lock */
+	if (l.found) {
+		char *lock = g_build_filename(l.real, "lock", NULL);
+		int fd = open(lock, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			g_free(l.found);
+			l.found = NULL;
+		}
+		if (fd >= 0)
+			close(fd);
+		g_free(lock);
+	}
 	free((char *)l.real);
 	return l.found;
 }
@@ -360,22 +385,43 @@ static bool mount_dev_match(const char *mnt, const char *src, unsigned maj, unsi
 	return false;
 }
 
-/* What mount(8) passes a helper at remount besides our own options: the
- * mount's flags and the FUSE options it was mounted with. */
-static bool mount_remount_opt_ok(const char *o)
+/* The mount(2) flag a mount option sets or clears; false for an option
+ * that is not one. */
+static bool mount_flag_opt(const char *o, unsigned long *set, unsigned long *clear)
+{
+	static const struct { const char *name; unsigned long set, clear; } flags[] = {
+		{ "ro", MS_RDONLY, 0 }, { "rw", 0, MS_RDONLY },
+		{ "nosuid", MS_NOSUID, 0 }, { "suid", 0, MS_NOSUID },
+		{ "nodev", MS_NODEV, 0 }, { "dev", 0, MS_NODEV },
+		{ "noexec", MS_NOEXEC, 0 }, { "exec", 0, MS_NOEXEC },
+		{ "noatime", MS_NOATIME, 0 }, { "atime", 0, MS_NOATIME },
+		{ "nodiratime", MS_NODIRATIME, 0 }, { "diratime", 0, MS_NODIRATIME },
+		{ "relatime", MS_RELATIME, MS_STRICTATIME },
+		{ "norelatime", 0, MS_RELATIME },
+		{ "strictatime", MS_STRICTATIME, MS_RELATIME | MS_NOATIME },
+		{ "nostrictatime", 0, MS_STRICTATIME },
+		{ "sync", MS_SYNCHRONOUS, 0 }, { "async", 0, MS_SYNCHRONOUS },
+		{ "dirsync", MS_DIRSYNC, 0 },
+		{ "lazytime", MS_LAZYTIME, 0 }, { "nolazytime", 0, MS_LAZYTIME },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(flags); i++)
+		if (strcmp(o, flags[i].name) == 0) {
+			*set |= flags[i].set;
+			*clear |= flags[i].clear;
+			return true;
+		}
+	return false;
+}
+
+/* Options mount(8) passes along that change nothing on a live mount. */
+static bool mount_opt_ignorable(const char *o)
 {
 	static const char *const names[] = {
-		"ro", "rw", "remount", "defaults", "suid", "nosuid", "dev", "nodev", "exec",
-		"noexec", "atime", "noatime", "diratime", "nodiratime", "relatime",
-		"norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
-		"sync", "async", "dirsync", "silent", "loud", "auto", "noauto", "user",
-		"nouser", "users", "nofail", "_netdev", "default_permissions", "allow_other",
-		"allow_root", "auto_unmount",
+		"remount", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
+		"_netdev", "default_permissions",
 	};
-	static const char *const keys[] = {
-		"user_id=", "group_id=", "fsname=", "subtype=", "max_read=", "blksize=",
-		"rootmode=", "comment=", "x-",
-	};
+	static const char *const keys[] = { "user_id=", "group_id=", "comment=", "x-" };
 
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (strcmp(o, names[i]) == 0)
@@ -386,10 +432,107 @@ static bool mount_remount_opt_ok(const char *o)
 	return false;
 }
 
+/* The live mount's flags as mount(2) takes them. */
+static unsigned long mount_flags_of(const struct statvfs *sv)
+{
+	static const struct { unsigned long st, ms; } map[] = {
+		{ ST_RDONLY, MS_RDONLY }, { ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV },
+		{ ST_NOEXEC, MS_NOEXEC }, { ST_SYNCHRONOUS, MS_SYNCHRONOUS },
+		{ ST_NOATIME, MS_NOATIME }, { ST_NODIRATIME, MS_NODIRATIME },
+		{ ST_RELATIME, MS_RELATIME },
+	};
+	unsigned long f = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+		if (sv->f_flag & map[i].st)
+			f |= map[i].ms;
+	return f;
+}
+
+/* The flags the -o lists of @args ask for, applied in order over @flags;
+ * -1 after saying which option cannot be honoured on a live mount (FUSE
+ * options in @fuse_ok are accepted and change nothing). */
+static int mount_live_flags(const struct fuse_args *args, const char *what, bool fuse_ok,
+			    unsigned long *flags)
+{
+	for (int i = 1; i < args->argc; i++) {
+		gchar **opts;
+		int res = 0;
+
+		if (strcmp(args->argv[i], "-o") != 0 || i + 1 >= args->argc)
+			continue;
+		opts = g_strsplit(args->argv[++i], ",", -1);
+		for (gchar **o = opts; *o && res == 0; o++) {
+			unsigned long set = 0, clear = 0;
+
+			if (!**o || mount_opt_ignorable(*o))
+				continue;
+			if (mount_flag_opt(*o, &set, &clear)) {
+				*flags = (*flags & ~clear) | set;
+			} else if (!fuse_ok || !(g_str_has_prefix(*o, "fsname=") ||
+						 g_str_has_prefix(*o, "subtype=") ||
+						 g_str_has_prefix(*o, "max_read=") ||
+						 strcmp(*o, "allow_other") == 0 ||
+						 strcmp(*o, "allow_root") == 0 ||
+						 strcmp(*o, "auto_unmount") == 0)) {
+				fprintf(stderr, "reservefs: %s: option '%s' cannot be applied to a "
+					"live mount\n", what, *o);
+				res = -1;
+			}
+		}
+		g_strfreev(opts);
+		if (res < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The control xattr @name of the mount at @mnt, as a number; 0 if unknown. */
+static uint64_t mount_ctl_u64(const char *mnt, const char *name)
+{
+	char buf[32];
+	ssize_t n = getxattr(mnt, name, buf, sizeof(buf) - 1);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return g_ascii_strtoull(buf, NULL, 10);
+}
+
+/* size= or nr_inodes= on a live mount, through its control xattr.  A mount
+ * that stays read-only cannot take a change, but may be told the value it
+ * has (mount(8) repeats fstab's). */
+static int mount_remount_limit(const char *mnt, const char *store, const char *key,
+			       const char *val, bool ro)
+{
+	char *name = g_strconcat("user.reservefs.", key, NULL);
+	struct statvfs bs;
+	uint64_t want = 0;
+	int res = 0;
+
+	if (ro && statvfs(store, &bs) == 0 &&
+	    (strcmp(key, "size") == 0 ?
+	     rsv_parse_size(val, (uint64_t)bs.f_blocks * bs.f_frsize, &want) == 0 &&
+	     (want <<= RSV_PAGE_SHIFT, true) :
+	     rsv_parse_count(val, bs.f_files ? bs.f_files : 1 << 20, &want) == 0) &&
+	    want == mount_ctl_u64(mnt, name)) {
+		g_free(name);
+		return 0;
+	}
+	if (setxattr(mnt, name, val, strlen(val), 0) < 0) {
+		fprintf(stderr, "reservefs: remount %s: cannot set %s=%s: %s\n", mnt, key, val,
+			strerror(errno));
+		res = -1;
+	}
+	g_free(name);
+	return res;
+}
+
 /* `mount -o remount,... MNT` runs us as its helper: change the live mount
- * instead of starting a second daemon.  Its flags (ro/rw) by mount(2)
- * MS_REMOUNT, size= and nr_inodes= through the control xattrs; what only a
- * new mount can change is refused, as is a MNT that is not a reservefs
+ * instead of starting a second daemon.  Its flags by mount(2) MS_REMOUNT,
+ * size= and nr_inodes= through the control xattrs; what only a new mount
+ * can change is refused (the reservation mode, read-write for a daemon
+ * started read-only, FUSE options), as is a MNT that is not a reservefs
  * mount of STORE.  The kernel enforces read-only; the daemon carries on. */
 static int mount_remount(const struct mount_args *a, const struct fuse_args *args)
 {
@@ -401,7 +544,8 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
 	char mode[16] = "";
 	struct statvfs sv;
-	unsigned long flags = MS_REMOUNT;
+	unsigned long flags;
+	bool was_ro, ro;
 	ssize_t n;
 	int ret = 1;
 
@@ -409,20 +553,6 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 		if (fixed[i])
 			fprintf(stderr, "reservefs: remount: %s is kept as mounted (it changes "
 				"only at mount)\n", fixed[i]);
-	for (int i = 1; i < args->argc; i++) {
-		gchar **opts;
-		bool ok = true;
-
-		if (strcmp(args->argv[i], "-o") != 0 || i + 1 >= args->argc)
-			continue;
-		opts = g_strsplit(args->argv[++i], ",", -1);
-		for (gchar **o = opts; *o && ok; o++)
-			if (**o && !(ok = mount_remount_opt_ok(*o)))
-				fprintf(stderr, "reservefs: remount: unknown option '%s'\n", *o);
-		g_strfreev(opts);
-		if (!ok)
-			goto out;
-	}
 	if (mnt) {
 		d.mnt = mnt;
 		mount_each(mount_dev_match, &d);
@@ -436,6 +566,10 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 			a->mountpoint, d.src, a->store);
 		goto out;
 	}
+	flags = mount_flags_of(&sv);
+	was_ro = flags & MS_RDONLY;
+	if (mount_live_flags(args, "remount", true, &flags) < 0)
+		goto out;
 	if (a->o.reserve &&
 	    ((n = getxattr(mnt, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
 	     (mode[n] = '\0', strcmp(mode, a->o.reserve) != 0))) {
@@ -443,24 +577,24 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 			"changes only at mount\n", a->o.reserve, n < 0 ? "another" : mode);
 		goto out;
 	}
-	if (sv.f_flag & ST_NOSUID)
-		flags |= MS_NOSUID;
-	if (sv.f_flag & ST_NODEV)
-		flags |= MS_NODEV;
-	if (sv.f_flag & ST_NOEXEC)
-		flags |= MS_NOEXEC;
-	if (a->o.ro)
-		flags |= MS_RDONLY;
-	if (mount(NULL, mnt, NULL, flags, NULL) < 0) {
+	if (!(flags & MS_RDONLY) && mount_ctl_u64(mnt, "user.reservefs.readonly")) {
+		fprintf(stderr, "reservefs: remount: %s was mounted with -o ro: read-write "
+			"needs a new mount\n", a->mountpoint);
+		goto out;
+	}
+	/* the limits while the mount is writable: before going read-only,
+	 * after coming back to read-write */
+	if (!(flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
 		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
 		goto out;
 	}
-	if ((a->o.size && setxattr(mnt, "user.reservefs.size", a->o.size,
-				   strlen(a->o.size), 0) < 0) ||
-	    (a->o.nr_inodes && setxattr(mnt, "user.reservefs.nr_inodes", a->o.nr_inodes,
-					strlen(a->o.nr_inodes), 0) < 0)) {
-		fprintf(stderr, "reservefs: remount %s: cannot set %s: %s\n", a->mountpoint,
-			a->o.size ? "size" : "nr_inodes", strerror(errno));
+	ro = was_ro && (flags & MS_RDONLY);
+	if ((a->o.size && mount_remount_limit(mnt, a->store, "size", a->o.size, ro) < 0) ||
+	    (a->o.nr_inodes &&
+	     mount_remount_limit(mnt, a->store, "nr_inodes", a->o.nr_inodes, ro) < 0))
+		goto out;
+	if ((flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
+		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
 		goto out;
 	}
 	ret = 0;
@@ -510,6 +644,20 @@ static int mount_read_sysfs(const char *path, char *buf, size_t size)
 	return 0;
 }
 
+/* Our connection's device, from mountinfo (stat() of the mount point would
+ * need the session threads that are not running yet). */
+static void mount_find_dev(struct fs *fs)
+{
+	struct mount_dev d = { .mnt = fs->mountpoint };
+
+	mount_each(mount_dev_match, &d);
+	if (d.found) {
+		fs->dev_major = d.maj;
+		fs->dev_minor = d.min;
+	}
+	g_free(d.src);
+}
+
 /* Bounds the kernel's dirty pages of this mount (its mmap side): the
  * connection's bdi gets max_bytes and strict_limit.  Runs right after the
  * mount, before the mount command returns, so the bound holds from the
@@ -517,13 +665,13 @@ static int mount_read_sysfs(const char *path, char *buf, size_t size)
  * point would need the session threads that are not running yet. */
 static void mount_set_bdi(struct fs *fs)
 {
-	struct mount_dev d = { .mnt = fs->mountpoint };
+	struct { unsigned maj, min; bool found; } d = { fs->dev_major, fs->dev_minor,
+						       fs->dev_major || fs->dev_minor };
 	char path[128], val[32];
 	int res = -ENOENT;
 
 	if (fs->mmap_dirty_max == 0)
 		return;
-	mount_each(mount_dev_match, &d);
 	if (d.found) {
 		char orig[32] = "", back[32] = "";
 
@@ -550,7 +698,6 @@ static void mount_set_bdi(struct fs *fs)
 		g_message("cannot bound the kernel's dirty pages for this mount "
 			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
 			  d.maj, d.min, strerror(-res));
-	g_free(d.src);
 }
 
 /* Charges the ledger with what the store holds: from the per-inode records
@@ -608,6 +755,10 @@ static int mount_daemonize(bool foreground, int *ready_fd)
 		return -1;
 	}
 	if (pid > 0) {
+		/* a signal ends the wait (and not the daemon's mount) */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		close(p[1]);
 		/* EOF: the child failed, and said why on stderr */
 		while (read(p[0], &status, 1) < 0 && errno == EINTR)
@@ -649,6 +800,7 @@ static void mount_ready(int *ready_fd)
  * (libfuse's handlers end the session at once: the connection is aborted
  * and those pages are lost).  A second signal ends the session at once. */
 static int mount_stop_pipe[2] = { -1, -1 };
+static bool mount_detached_all;		/* every mount point of ours detached */
 static struct fuse_session *mount_stop_se;
 static volatile sig_atomic_t mount_stop_signals;
 
@@ -677,8 +829,8 @@ static int mount_stop_handlers(struct fuse_session *se)
 	return 0;
 }
 
-/* Detach the mount (root: umount2; others: fusermount3 -uz).  A mount
- * point that is no longer mounted is fine: someone detached it first. */
+/* Detach one mount point (root: umount2; others: fusermount3 -uz).  One
+ * no longer mounted is fine: someone detached it first. */
 static int mount_detach(const char *mnt)
 {
 	int status;
@@ -698,6 +850,42 @@ static int mount_detach(const char *mnt)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+struct mount_ours {
+	const struct fs *fs;
+	GPtrArray *mnts;
+};
+
+static bool mount_ours_match(const char *mnt, const char *src, unsigned maj, unsigned min,
+			     void *ctx)
+{
+	struct mount_ours *o = ctx;
+
+	(void)src;
+	if (maj == o->fs->dev_major && min == o->fs->dev_minor)
+		g_ptr_array_add(o->mnts, g_strdup(mnt));
+	return false;
+}
+
+/* Detach every mount point of our connection (the first one and the binds
+ * of later mounts of the store), found by its device, never by a path that
+ * someone may have mounted something else on since. */
+static int mount_detach_all(struct fs *fs)
+{
+	struct mount_ours o = { fs, g_ptr_array_new_with_free_func(g_free) };
+	int res = 0;
+
+	if (fs->dev_major || fs->dev_minor)
+		mount_each(mount_ours_match, &o);
+	else
+		res = -ENOENT;
+	for (guint i = 0; i < o.mnts->len && res == 0; i++)
+		res = mount_detach(g_ptr_array_index(o.mnts, i));
+	g_ptr_array_free(o.mnts, TRUE);
+	if (res == 0)
+		mount_detached_all = true;
+	return res;
+}
+
 static gpointer mount_stop_thread(gpointer data)
 {
 	struct fs *fs = data;
@@ -710,12 +898,58 @@ static gpointer mount_stop_thread(gpointer data)
 		return NULL;	/* the session ended first */
 	g_message("%s: %s: unmounting; open files are served until they close (signal again "
 		  "to stop at once)", fs->mountpoint, strsignal(sig));
-	if ((res = mount_detach(fs->mountpoint)) < 0) {
+	if ((res = mount_detach_all(fs)) < 0) {
 		g_warning("%s: cannot unmount (%s): stopping at once", fs->mountpoint,
 			  strerror(-res));
 		kill(getpid(), sig);	/* the second signal */
 	}
 	return NULL;
+}
+
+/* A second mount of a store that a live daemon serves binds that mount,
+ * with the mount flags asked for (ro, noexec, ...: per mount point); an
+ * option only a new daemon could honour is refused. */
+static int mount_bind_live(const struct mount_args *a, const struct fuse_args *args,
+			   const char *live)
+{
+	const char *own = a->o.size ? "size" : a->o.nr_inodes ? "nr_inodes" :
+			  a->o.reserve ? "reserve" : a->o.dirty_limit ? "dirty_limit" :
+			  a->o.dirty_expire ? "dirty_expire" :
+			  a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL;
+	char *what = g_strdup_printf("%s is mounted on %s; a second mount shares it", a->store,
+				     live);
+	struct statvfs sv;
+	unsigned long flags;
+	int ret = 1;
+
+	if (own) {
+		fprintf(stderr, "reservefs: %s and cannot take %s= (unmount it first)\n", what,
+			own);
+		goto out;
+	}
+	if (statvfs(live, &sv) < 0) {
+		fprintf(stderr, "reservefs: %s: %s\n", live, strerror(errno));
+		goto out;
+	}
+	flags = mount_flags_of(&sv) & ~MS_RDONLY;
+	if (mount_live_flags(args, what, false, &flags) < 0)
+		goto out;
+	if (mount(live, a->mountpoint, NULL, MS_BIND, NULL) < 0) {
+		fprintf(stderr, "reservefs: %s; binding it to %s: %s\n", what, a->mountpoint,
+			strerror(errno));
+		goto out;
+	}
+	if (flags != (mount_flags_of(&sv) & ~MS_RDONLY) &&
+	    mount(NULL, a->mountpoint, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0) {
+		fprintf(stderr, "reservefs: %s; its flags on %s: %s\n", what, a->mountpoint,
+			strerror(errno));
+		umount2(a->mountpoint, MNT_DETACH);
+		goto out;
+	}
+	ret = 0;
+out:
+	g_free(what);
+	return ret;
 }
 
 /* A mount point must be a directory, and must not cover the store: the
@@ -782,12 +1016,7 @@ int fs_main_mount(int argc, char *argv[])
 		char *live = fs_mount_find_live(a.store);
 
 		if (live) {
-			ret = 0;
-			if (mount(live, a.mountpoint, NULL, MS_BIND, NULL) < 0) {
-				fprintf(stderr, "reservefs: %s is mounted on %s; binding it to %s: %s\n",
-					a.store, live, a.mountpoint, strerror(errno));
-				ret = 1;
-			}
+			ret = mount_bind_live(&a, &args, live);
 			g_free(live);
 			goto out_args;
 		}
@@ -905,17 +1134,19 @@ int fs_main_mount(int argc, char *argv[])
 
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_destroy;
-	if ((res = mount_stop_handlers(se)) < 0) {
-		fprintf(stderr, "reservefs: cannot set signal handlers: %s\n", strerror(-res));
-		goto out_signals;
-	}
 	if (fuse_session_mount(se, fs->mountpoint) < 0)
 		goto out_signals;
 	if (fs_io_install(fs, se) < 0)
 		goto out_unmount;
+	mount_find_dev(fs);
 	mount_set_bdi(fs);
 	if (mount_daemonize(a.o.foreground, &ready_fd) < 0)
 		goto out_unmount;
+	/* the daemon's, not the waiting parent's: it must not share the pipe */
+	if ((res = mount_stop_handlers(se)) < 0) {
+		g_critical("cannot set signal handlers: %s", strerror(-res));
+		goto out_unmount;
+	}
 	if (!a.o.foreground)
 		openlog("reservefs", LOG_PID, LOG_DAEMON);
 	if ((res = fs_meta_open(fs, false)) < 0) {
@@ -967,7 +1198,10 @@ int fs_main_mount(int argc, char *argv[])
 
 out_unmount:
 	fs->se = NULL;
-	fuse_session_unmount(se);
+	/* detached by a signal: the path may carry someone else's mount now;
+	 * fuse_session_destroy closes the connection */
+	if (!mount_detached_all)
+		fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:

@@ -59,12 +59,16 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		uint64_t size;
 	} saved;
 	bool temp = false, grown = false, shrunk = false;
+	GArray *undo = NULL;
 	int fd = -1, res = 0;
 
 	if (fs->ro)
 		return -EROFS;
 	g_mutex_lock(&in->lock);
-	/* what a failed commit puts back (attributes; a grown size too) */
+	if (to_set & FUSE_SET_ATTR_SIZE)	/* no write copies into what goes */
+		fs_inode_drain_copies(fs, in);
+	/* what a failed commit puts back (attributes; a grown size too), taken
+	 * after the drain, which may let others change them */
 	saved.mode = in->mode;
 	saved.uid = in->uid;
 	saved.gid = in->gid;
@@ -72,8 +76,6 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	saved.mtime = in->mtime;
 	saved.ctime = in->ctime;
 	saved.size = in->size;
-	if (to_set & FUSE_SET_ATTR_SIZE)	/* no write copies into what goes */
-		fs_inode_drain_copies(fs, in);
 	/* as notify_change()/vfs_truncate() on a kernel filesystem */
 	if (fs_immutable(in) ||
 	    (fs_append_only(in) && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
@@ -98,7 +100,7 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			res = fd;
 			goto out;
 		}
-		res = fs_data_truncate(fs, in, fd, attr->st_size);
+		res = fs_data_truncate(fs, in, fd, attr->st_size, &undo);
 		if (res < 0)
 			goto out;
 		grown = in->size > saved.size;
@@ -145,9 +147,12 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		in->attr_dirty = true;
 		res = 0;
 	} else if (res < 0) {
-		/* nothing changed, as the caller is told */
-		if (grown)
-			fs_data_truncate(fs, in, fd, saved.size);
+		/* nothing changed, as the caller is told: the size back, and
+		 * the pages the growth reserved (not those reserved before) */
+		if (grown && ftruncate(fd, saved.size) == 0) {
+			in->size = saved.size;
+			fs_data_undo(fs, in, undo, 0);
+		}
 		in->mode = saved.mode;
 		in->uid = saved.uid;
 		in->gid = saved.gid;
@@ -156,6 +161,8 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		in->ctime = saved.ctime;
 	}
 out:
+	if (undo)
+		g_array_free(undo, TRUE);
 	if (temp && fd >= 0)
 		close(fd);
 	fs_inode_fill_stat(fs, in, out);

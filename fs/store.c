@@ -428,7 +428,7 @@ static int store_params(struct fs *fs, struct fs_params *p, const char **key, ch
 
 	if ((res = store_super(fs, *key = "size_pages", val)) < 0)
 		return res;
-	if (fs_parse_super_u64(*val, 1, STORE_MAX_PAGES, &p->size_pages) < 0)
+	if (fs_parse_super_u64(*val, 1, STORE_MAX_PAGES - 1, &p->size_pages) < 0)
 		return -EINVAL;
 	g_free(*val);
 	if ((res = store_super(fs, *key = "nr_inodes", val)) < 0)
@@ -994,8 +994,9 @@ static int rec_eof_fits(struct rec *rc)
 		uint64_t missing;
 		int fd;
 
+		/* O_NONBLOCK: a FIFO put in data/ must not hang us */
 		if (r->freed || !S_ISREG(r->mode) || !r->has_backing ||
-		    (fd = fs_backing_open(fs, r->ino, O_RDONLY)) < 0)
+		    (fd = fs_backing_open(fs, r->ino, O_RDONLY | O_NONBLOCK)) < 0)
 			continue;
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fs_backing_scan(fd, &map) == 0) {
 			have += rsv_map_pages(&map);
@@ -1183,7 +1184,7 @@ int fs_backing_refresh(struct fs *fs, struct fs_inode *in)
 	struct stat st;
 	int fd, res = 0;
 
-	fd = fs_backing_open(fs, in->ino, O_RDONLY);
+	fd = fs_backing_open(fs, in->ino, O_RDONLY | O_NONBLOCK);	/* not a FIFO's wait */
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))

@@ -70,10 +70,17 @@ static int mkfs_parse(const char *opts, char **size, char **nr, char **rsv)
 /* Refuses (-EBUSY, said here) when a daemon or fsck holds the store. */
 static int mkfs_check_unused(const char *store)
 {
-	char *lock = g_build_filename(store, "lock", NULL);
+	char *lock = g_build_filename(store, "lock", NULL), *mnt = fs_mount_find(store);
 	int fd = open(lock, O_RDONLY | O_CLOEXEC);
 
 	g_free(lock);
+	if (mnt) {	/* even if its lock file went */
+		fprintf(stderr, "reservefs mkfs: %s is in use: mounted on %s\n", store, mnt);
+		g_free(mnt);
+		if (fd >= 0)
+			close(fd);
+		return -EBUSY;
+	}
 	if (fd < 0)
 		return 0;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -363,7 +370,7 @@ static void stat_print_text(const char *json)
 	int depth = 0;
 
 	for (const char *p = json; *p; p++) {
-		char in = depth ? kind[depth - 1] : 0;
+		char in = depth > 0 && depth <= (int)sizeof(kind) ? kind[depth - 1] : 0;
 
 		if (in_str) {
 			if (*p == '\\' && p[1])

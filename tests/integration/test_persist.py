@@ -405,7 +405,7 @@ def test_sigterm_unmounts_and_keeps_mmap_data(fsf):
     mp.close()
     os.close(fd)                              # the last user: the daemon ends
     assert _wait_gone(m, pid), 'daemon did not exit after the last close'
-    assert m.proc.returncode == 0
+    assert m.proc.returncode == 0, m.log_text()[-3000:]
     m.mount()
     with open(m.path('f'), 'rb') as f:
         assert f.read() == b'M' * 65536
