@@ -652,3 +652,49 @@ def test_deleted_backing_files_become_empty_spares(fsf):
     assert open(m.path('g'), 'rb').read() == b'new'
     m.umount()
     assert m.fsck().returncode == 0
+
+
+def test_second_mount_takes_its_flags(fsf, workdir):
+    """A second mount of a live store is a bind of the first, with its own
+    mount flags (ro, noexec); what only a new daemon could do is refused."""
+    m = fsf.new(size='4M')
+    with open(m.path('f'), 'w') as f:
+        f.write('data')
+    second = os.path.join(workdir, 'second')
+    os.mkdir(second)
+    p = run([RESERVEFS, m.store, second, '-o', 'ro,noexec'], timeout=30)
+    try:
+        assert p.returncode == 0, p.stderr
+        opts = rfs.mountinfo_entry(second)['opts'].split(',')
+        assert 'ro' in opts and 'noexec' in opts, opts
+        assert open(os.path.join(second, 'f')).read() == 'data'
+        assert errno_of_open(os.path.join(second, 'g')) == 30     # EROFS
+        assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'rw'
+        with open(m.path('g'), 'w') as f:                          # the first: rw
+            f.write('more')
+    finally:
+        if rfs.is_mounted(second):
+            run(['umount', second], timeout=30)
+    for opts in ('size=1M', 'allow_other', 'reserve=write'):
+        p = run([RESERVEFS, m.store, second, '-o', opts], timeout=30)
+        assert p.returncode != 0 and 'second mount' in p.stderr, (opts, p.stderr)
+        assert not rfs.is_mounted(second)
+
+
+def test_remount_flags_and_readonly_daemon(fsf):
+    """remount applies each flag it accepts (noexec and back); a daemon
+    mounted -o ro cannot be made read-write by remount (its writes would all
+    fail): refused; a size it already has is accepted while read-only."""
+    m = fsf.new(size='4M')
+    remount = lambda opts: run([RESERVEFS, m.store, m.mnt, '-o', 'remount,' + opts],
+                               timeout=30)
+    assert remount('noexec').returncode == 0
+    assert 'noexec' in rfs.mountinfo_entry(m.mnt)['opts'].split(',')
+    assert remount('exec').returncode == 0
+    assert 'noexec' not in rfs.mountinfo_entry(m.mnt)['opts'].split(',')
+    m.remount('ro')
+    p = remount('rw')
+    assert p.returncode != 0 and '-o ro' in p.stderr, p.stderr
+    assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'ro'
+    assert remount('ro,size=4M').returncode == 0          # fstab repeats it
+    assert remount('ro,size=8M').returncode != 0

@@ -429,3 +429,35 @@ def test_sigterm_unmounts_and_keeps_mmap_data(fsf):
     m.mount()
     with open(m.path('f'), 'rb') as f:
         assert f.read() == b'M' * 65536
+
+
+def test_sigterm_detaches_every_mount_point_and_only_ours(fsf, workdir):
+    """With the store bound to a second mount point, SIGTERM detaches both
+    and the daemon exits; a path the first mount left, now carrying another
+    store, is not touched."""
+    import signal
+    a = fsf.new(size='4M')
+    other = fsf.new(size='4M', do_mount=False)
+    second = os.path.join(workdir, 'second')
+    os.mkdir(second)
+    p = rfs.run([rfs.RESERVEFS, a.store, second], timeout=30)
+    assert p.returncode == 0, p.stderr
+    try:
+        with open(os.path.join(second, 'f'), 'w') as f:
+            f.write('x')
+        # the first mount point goes; another store is mounted there
+        rfs.run(['umount', a.mnt], check=True, timeout=30)
+        other.mnt, keep = a.mnt, other.mnt
+        other.mount()
+        pid = a.current_pid()
+        os.kill(pid, signal.SIGTERM)
+        assert a._wait_pid_exit(pid, 20), 'the daemon did not exit'
+        assert not rfs.is_mounted(second)
+        assert rfs.is_mounted(other.mnt), 'SIGTERM unmounted another store'
+        other.umount()
+        other.mnt = keep
+    finally:
+        if rfs.is_mounted(second):
+            rfs.run(['umount', '-l', second], timeout=30)
+    a.mount()
+    assert open(a.path('f')).read() == 'x'

@@ -169,6 +169,27 @@ def test_fsck_repair_fails_while_a_problem_remains(fsf):
     assert read(m, 'f') == b''
 
 
+def test_fifo_backing_file_hangs_nothing(fsf):
+    """A FIFO where a backing file should be: fsck --repair and an unclean
+    mount report it and go on (opening it for reading blocked for ever)."""
+    m = fsf.new(size='64M')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'data')
+    with open(m.path('g'), 'wb') as f:
+        f.write(b'more')
+    backing = m.backing('f')
+    m.umount()
+    os.unlink(backing)
+    os.mkfifo(backing)
+    p = rfs.fsck(m.store, repair=True, timeout=60)
+    assert p.returncode == 1 and 'not a regular file' in p.stdout, p.stdout + p.stderr
+    os.unlink(backing)
+    p = rfs.fsck(m.store, repair=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m.mount()
+    assert read(m, 'g') == b'more'
+
+
 # ---- the lock file -------------------------------------------------------------
 
 def test_missing_lock_file_is_recreated(fsf):
