@@ -644,6 +644,18 @@ static int mount_read_sysfs(const char *path, char *buf, size_t size)
 	return 0;
 }
 
+/* Ends our FUSE connection (root: the control filesystem; a connection
+ * already gone, or another user's daemon, is left to libfuse). */
+static void mount_abort_conn(const struct fs *fs)
+{
+	char path[64];
+
+	if (fs->dev_major != 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", fs->dev_minor);
+	mount_write_sysfs(path, "1");
+}
+
 /* Our connection's device, from mountinfo (stat() of the mount point would
  * need the session threads that are not running yet). */
 static void mount_find_dev(struct fs *fs)
@@ -1198,10 +1210,12 @@ int fs_main_mount(int argc, char *argv[])
 
 out_unmount:
 	fs->se = NULL;
-	/* detached by a signal: the path may carry someone else's mount now;
-	 * fuse_session_destroy closes the connection */
-	if (!mount_detached_all)
-		fuse_session_unmount(se);
+	/* detached by a signal: the path may carry someone else's mount now.
+	 * End our connection first (a second signal stops while files are
+	 * open); libfuse then sees it gone and unmounts no path. */
+	if (mount_detached_all)
+		mount_abort_conn(fs);
+	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
