@@ -449,11 +449,56 @@ static unsigned long mount_flags_of(const struct statvfs *sv)
 	return f;
 }
 
+/* Whether the comma-separated @list holds option @o. */
+static bool mount_opt_in(const char *list, const char *o)
+{
+	gchar **v = list ? g_strsplit(list, ",", -1) : NULL;
+	bool found = false;
+
+	for (gchar **p = v; p && *p && !found; p++)
+		found = strcmp(*p, o) == 0;
+	g_strfreev(v);
+	return found;
+}
+
+/* The superblock options mountinfo shows for the mount at @mnt (g_free). */
+static char *mount_super_opts(const char *mnt)
+{
+	char *line = NULL, *res = NULL;
+	size_t cap = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && getline(&line, &cap, f) > 0) {
+		gchar **sep = g_strsplit(line, " - ", 2), **pre = NULL, **post = NULL;
+
+		if (sep[0] && sep[1]) {
+			pre = g_strsplit(sep[0], " ", 6);
+			post = g_strsplit(g_strchomp(sep[1]), " ", 3);
+		}
+		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 3) {
+			char *m = g_strcompress(pre[4]);
+
+			if (strcmp(m, mnt) == 0) {
+				g_free(res);
+				res = g_strdup(post[2]);
+			}
+			g_free(m);
+		}
+		g_strfreev(pre);
+		g_strfreev(post);
+		g_strfreev(sep);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	return res;
+}
+
 /* The flags the -o lists of @args ask for, applied in order over @flags;
  * -1 after saying which option cannot be honoured on a live mount (FUSE
  * options in @fuse_ok are accepted and change nothing). */
 static int mount_live_flags(const struct fuse_args *args, const char *what, bool fuse_ok,
-			    unsigned long *flags)
+			    const char *live_super, unsigned long *flags)
 {
 	for (int i = 1; i < args->argc; i++) {
 		gchar **opts;
@@ -469,6 +514,12 @@ static int mount_live_flags(const struct fuse_args *args, const char *what, bool
 				continue;
 			if (mount_flag_opt(*o, &set, &clear)) {
 				*flags = (*flags & ~clear) | set;
+			} else if (!fuse_ok && mount_opt_in(live_super, *o)) {
+				continue;	/* the live mount has it already */
+			} else if (!fuse_ok && (g_str_has_prefix(*o, "fsname=") ||
+					       g_str_has_prefix(*o, "subtype=") ||
+					       strcmp(*o, "auto_unmount") == 0)) {
+				continue;	/* of the first mount; nothing to do */
 			} else if (!fuse_ok || !(g_str_has_prefix(*o, "fsname=") ||
 						 g_str_has_prefix(*o, "subtype=") ||
 						 g_str_has_prefix(*o, "max_read=") ||
@@ -502,23 +553,32 @@ static uint64_t mount_ctl_u64(const char *mnt, const char *name)
 /* size= or nr_inodes= on a live mount, through its control xattr.  A mount
  * that stays read-only cannot take a change, but may be told the value it
  * has (mount(8) repeats fstab's). */
-static int mount_remount_limit(const char *mnt, const char *store, const char *key,
-			       const char *val, bool ro)
+static bool mount_limit_is(const char *mnt, const char *store, const char *key,
+			   const char *val)
 {
 	char *name = g_strconcat("user.reservefs.", key, NULL);
 	struct statvfs bs;
 	uint64_t want = 0;
+	bool same = statvfs(store, &bs) == 0 &&
+		    (strcmp(key, "size") == 0 ?
+		     rsv_parse_size(val, (uint64_t)bs.f_blocks * bs.f_frsize, &want) == 0 &&
+		     (want <<= RSV_PAGE_SHIFT, true) :
+		     rsv_parse_count(val, bs.f_files ? bs.f_files : 1 << 20, &want) == 0) &&
+		    want == mount_ctl_u64(mnt, name);
+
+	g_free(name);
+	return same;
+}
+
+static int mount_remount_limit(const char *mnt, const char *store, const char *key,
+			       const char *val, bool ro)
+{
+	char *name;
 	int res = 0;
 
-	if (ro && statvfs(store, &bs) == 0 &&
-	    (strcmp(key, "size") == 0 ?
-	     rsv_parse_size(val, (uint64_t)bs.f_blocks * bs.f_frsize, &want) == 0 &&
-	     (want <<= RSV_PAGE_SHIFT, true) :
-	     rsv_parse_count(val, bs.f_files ? bs.f_files : 1 << 20, &want) == 0) &&
-	    want == mount_ctl_u64(mnt, name)) {
-		g_free(name);
+	if (ro && mount_limit_is(mnt, store, key, val))
 		return 0;
-	}
+	name = g_strconcat("user.reservefs.", key, NULL);
 	if (setxattr(mnt, name, val, strlen(val), 0) < 0) {
 		fprintf(stderr, "reservefs: remount %s: cannot set %s=%s: %s\n", mnt, key, val,
 			strerror(errno));
@@ -568,7 +628,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	}
 	flags = mount_flags_of(&sv);
 	was_ro = flags & MS_RDONLY;
-	if (mount_live_flags(args, "remount", true, &flags) < 0)
+	if (mount_live_flags(args, "remount", true, NULL, &flags) < 0)
 		goto out;
 	if (a->o.reserve &&
 	    ((n = getxattr(mnt, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
@@ -924,19 +984,28 @@ static gpointer mount_stop_thread(gpointer data)
 static int mount_bind_live(const struct mount_args *a, const struct fuse_args *args,
 			   const char *live)
 {
-	const char *own = a->o.size ? "size" : a->o.nr_inodes ? "nr_inodes" :
-			  a->o.reserve ? "reserve" : a->o.dirty_limit ? "dirty_limit" :
-			  a->o.dirty_expire ? "dirty_expire" :
-			  a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL;
 	char *what = g_strdup_printf("%s is mounted on %s; a second mount shares it", a->store,
 				     live);
+	char *super = mount_super_opts(live), mode[16] = "";
+	const char *own = NULL;
 	struct statvfs sv;
 	unsigned long flags;
+	ssize_t n;
 	int ret = 1;
 
+	/* the same settings as the live mount (fstab's, say) are fine; the
+	 * dirty_* ones are the daemon's own */
+	if (a->o.size && !mount_limit_is(live, a->store, "size", a->o.size))
+		own = "size";
+	else if (a->o.nr_inodes && !mount_limit_is(live, a->store, "nr_inodes", a->o.nr_inodes))
+		own = "nr_inodes";
+	else if (a->o.reserve &&
+		 ((n = getxattr(live, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
+		  (mode[n] = '\0', strcmp(mode, a->o.reserve) != 0)))
+		own = "reserve";
 	if (own) {
-		fprintf(stderr, "reservefs: %s and cannot take %s= (unmount it first)\n", what,
-			own);
+		fprintf(stderr, "reservefs: %s and cannot take another %s= (unmount it first)\n",
+			what, own);
 		goto out;
 	}
 	if (statvfs(live, &sv) < 0) {
@@ -944,7 +1013,7 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 		goto out;
 	}
 	flags = mount_flags_of(&sv) & ~MS_RDONLY;
-	if (mount_live_flags(args, what, false, &flags) < 0)
+	if (mount_live_flags(args, what, false, super, &flags) < 0)
 		goto out;
 	if (mount(live, a->mountpoint, NULL, MS_BIND, NULL) < 0) {
 		fprintf(stderr, "reservefs: %s; binding it to %s: %s\n", what, a->mountpoint,
@@ -960,6 +1029,7 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 	}
 	ret = 0;
 out:
+	g_free(super);
 	g_free(what);
 	return ret;
 }

@@ -679,6 +679,15 @@ def test_second_mount_takes_its_flags(fsf, workdir):
         p = run([RESERVEFS, m.store, second, '-o', opts], timeout=30)
         assert p.returncode != 0 and 'second mount' in p.stderr, (opts, p.stderr)
         assert not rfs.is_mounted(second)
+    # the live mount's own settings (fstab's, xfstests' generic/732) are fine
+    p = run([RESERVEFS, m.store, second, '-o', 'size=4M,reserve=eof,default_permissions'],
+            timeout=30)
+    try:
+        assert p.returncode == 0 and not p.stderr.strip(), p.stderr
+        assert open(os.path.join(second, 'g')).read() == 'more'
+    finally:
+        if rfs.is_mounted(second):
+            run(['umount', second], timeout=30)
 
 
 def test_remount_flags_and_readonly_daemon(fsf):
