@@ -200,7 +200,8 @@ ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64
 	res = data_reserve_ranges(fs, in, fd, undo, first, last);
 	if (res < 0) {
 		g_array_free(undo, TRUE);
-		rsv_count_enospc(&fs->ledger, ev);
+		if (!writeback)		/* fs_data_writeback_partial counts that */
+			rsv_count_enospc(&fs->ledger, ev);
 		return res == -ENOSPC || res == -EDQUOT ? -ENOSPC : res;
 	}
 	*undop = undo;
@@ -229,6 +230,9 @@ static int data_write_range(uint64_t start, uint64_t end, void *arg)
 
 	if (n > 0)
 		fs_data_written(w->fs, w->in, w->fd, a, n);
+	if (n < (ssize_t)(b > a ? b - a : 0))
+		g_warning("writeback of inode %" PRIu64 " bytes %" PRIu64 "-%" PRIu64 ": %s",
+			  (uint64_t)w->in->ino, a, b - 1, n < 0 ? strerror(errno) : "short write");
 	return 0;
 }
 
