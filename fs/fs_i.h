@@ -196,7 +196,6 @@ int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 /* ---- store.c: store layout, mkfs, recovery ------------------------- */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
 void fs_store_close(struct fs *fs);
-int fs_store_load_params(struct fs *fs, struct fs_params *p);
 int fs_store_save_params(struct fs *fs, const struct fs_params *p);
 void fs_backing_name(fuse_ino_t ino, char *buf, size_t len);
 int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags);
@@ -213,6 +212,10 @@ void fs_backing_reaper_stop(struct fs *fs);
 /* Reserved pages of a backing file, from its allocation map. */
 int fs_backing_scan(int fd, struct rsv_map *map);
 int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int *problems);
+/* fsck: next_ino against every inode number and entry id; with @fix a bad
+ * one is recomputed.  Problems found (0 or 1, described in @report), or
+ * -errno. */
+int fs_store_check_next_id(struct fs *fs, bool fix, GString *report);
 /* A regular file's size, reservation and fsync'd times from its backing
  * file, into @in (fresh from its row): what recovery would have stored. */
 int fs_backing_refresh(struct fs *fs, struct fs_inode *in);

@@ -1173,10 +1173,6 @@ int fs_main_mount(int argc, char *argv[])
 		}
 		fs->format = FS_FORMAT_VERSION;
 	}
-	if ((res = fs_store_load_params(fs, &fs->params)) < 0) {
-		fprintf(stderr, "reservefs: %s: corrupt superblock (%s)\n", a.store, strerror(-res));
-		goto out;
-	}
 	stored_mode = fs->params.mode;
 	if (fs_parse_params(a.o.size, a.o.nr_inodes, a.o.reserve, fs->store, &fs->params) < 0) {
 		ret = 2;

@@ -391,22 +391,14 @@ int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve
 
 int fs_parse_super_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 {
-	uint64_t n = 0;
+	guint64 n;
 
-	if (!v || !*v)
-		return -EINVAL;
-	for (const char *c = v; *c; c++) {
-		if (*c < '0' || *c > '9' || n > (UINT64_MAX - (*c - '0')) / 10)
-			return -EINVAL;
-		n = n * 10 + (*c - '0');
-	}
-	if (n < min || n > max)
+	/* digits only: no sign, no blanks, in range */
+	if (!v || !g_ascii_string_to_unsigned(v, 10, min, max, &n, NULL))
 		return -EINVAL;
 	*out = n;
 	return 0;
 }
-
-#define STORE_MAX_PAGES (1ull << (64 - RSV_PAGE_SHIFT))	/* as rsv_parse_size */
 
 /* A superblock record into *val (NULL when there is none): 0, -EINVAL
  * when it is missing, or the failure. */
@@ -428,7 +420,7 @@ static int store_params(struct fs *fs, struct fs_params *p, const char **key, ch
 
 	if ((res = store_super(fs, *key = "size_pages", val)) < 0)
 		return res;
-	if (fs_parse_super_u64(*val, 1, STORE_MAX_PAGES - 1, &p->size_pages) < 0)
+	if (fs_parse_super_u64(*val, 1, RSV_MAX_PAGES - 1, &p->size_pages) < 0)
 		return -EINVAL;
 	g_free(*val);
 	if ((res = store_super(fs, *key = "nr_inodes", val)) < 0)
@@ -445,43 +437,66 @@ static int store_params(struct fs *fs, struct fs_params *p, const char **key, ch
 	return 0;
 }
 
-int fs_store_load_params(struct fs *fs, struct fs_params *p)
+/* The counter inode numbers and dentry ids come from ("next_ino", format
+ * 2) must lie above every number handed out (*top), or creates fail: 0, or
+ * -EINVAL with *val its value (NULL when missing), or another -errno. */
+static int store_next_id(struct fs *fs, char **val, uint64_t *top)
 {
-	const char *key;
-	char *val;
-	int res = store_params(fs, p, &key, &val);
-
-	g_free(val);
-	return res;
-}
-
-/* next_ino (format 2) must lie above every inode number, or creates fail. */
-static int store_check_next_id(struct fs *fs, const char **key, char **val)
-{
-	uint64_t next, top;
+	uint64_t next, ino, id;
 	int res;
 
-	if ((res = store_super(fs, *key = "next_ino", val)) < 0)
+	if ((res = fs_meta_count(fs, "SELECT coalesce(max(ino), 0) FROM inodes", &ino)) < 0 ||
+	    (res = fs_meta_count(fs, "SELECT coalesce(max(id), 0) FROM dentries", &id)) < 0) {
+		*val = NULL;
+		return res;
+	}
+	*top = MAX(ino, id);
+	if ((res = store_super(fs, "next_ino", val)) < 0)
 		return res;
 	if (fs_parse_super_u64(*val, FS_ROOT_INO + 1, INT64_MAX, &next) < 0)
 		return -EINVAL;
-	if ((res = fs_meta_count(fs, "SELECT coalesce(max(ino), 0) FROM inodes", &top)) < 0)
-		return res;
-	return next > top ? 0 : -EINVAL;
+	return next > *top ? 0 : -EINVAL;
 }
 
-/* The superblock's numbers, before anything uses them: one line saying
- * which record is damaged.  fsck checks next_ino itself (against dentry
- * ids too) and can repair it. */
+int fs_store_check_next_id(struct fs *fs, bool fix, GString *report)
+{
+	uint64_t top;
+	char *v = NULL, buf[24];
+	int res;
+
+	if (fs->format < 2)
+		return 0;	/* made by the upgrade */
+	if ((res = store_next_id(fs, &v, &top)) != -EINVAL) {
+		g_free(v);
+		return res;
+	}
+	snprintf(buf, sizeof(buf), "%" PRIu64, top + 1);
+	if (v)
+		g_string_append_printf(report, "superblock: next_ino '%s' is not above every "
+				       "inode number and entry id", v);
+	else
+		g_string_append(report, "superblock: next_ino is missing");
+	g_string_append_printf(report, "%s%s\n", fix ? ": set to " : "", fix ? buf : "");
+	g_free(v);
+	if (fix && (res = fs_meta_set_super(fs, "next_ino", buf)) < 0)
+		return res;
+	return 1;
+}
+
+/* The superblock's numbers into fs->params, before anything uses them:
+ * one line saying which record is damaged.  fsck checks next_ino itself
+ * (fs_store_check_next_id) and can repair it. */
 static int store_check_super(struct fs *fs, const char *store)
 {
-	struct fs_params p;
 	const char *key;
+	uint64_t top;
 	char *val;
-	int res = store_params(fs, &p, &key, &val);
+	int res = store_params(fs, &fs->params, &key, &val);
 
-	if (res == 0 && fs->format >= 2 && !fs->fsck)
-		res = store_check_next_id(fs, &key, &val);
+	if (res == 0 && fs->format >= 2 && !fs->fsck) {
+		key = "next_ino";
+		res = store_next_id(fs, &val, &top);
+	}
 	if (res == -EINVAL)
 		fprintf(stderr, "reservefs: %s: corrupt superblock (%s%s%s)\n", store, key,
 			val ? "=" : " missing", val ? val : "");
@@ -735,6 +750,7 @@ struct rec_inode {
 	uint64_t subdirs;	/* directories: child directories */
 	bool has_backing;
 	bool freed;		/* an orphan, deleted in this recovery */
+	uint64_t holes;		/* eof mode: pages below EOF to reserve (rec_fill_holes) */
 };
 
 /* One recovery: what it found and what it is to do once its transaction
@@ -966,8 +982,6 @@ static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
 	return res;
 }
 
-/* One regular file against its backing file: size and reservation.  Adds
- * its reserved pages to *pages. */
 static int rec_punch_range(uint64_t start, uint64_t end, void *arg)
 {
 	fallocate(*(int *)arg, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -976,45 +990,32 @@ static int rec_punch_range(uint64_t start, uint64_t end, void *arg)
 }
 
 /* eof mode: the holes below EOF that a reserve=write mount (or a crash)
- * left are reserved below, all of them, or (-ENOSPC) none: they must fit in
- * the capacity and on the backing filesystem. */
-static int rec_eof_fits(struct rec *rc)
+ * left, found by rec_check_file (@total counts them reserved already), are
+ * reserved all or (-ENOSPC) none: they must fit in the capacity and on the
+ * backing filesystem.  A fallocate that fails all the same is given back. */
+static int rec_fill_holes(struct rec *rc, uint64_t total)
 {
 	struct fs *fs = rc->fs;
-	uint64_t have = 0, need = 0, files = 0, cap = fs->params.size_pages;
+	uint64_t need = 0, files = 0, cap = fs->params.size_pages;
 	struct statvfs sv;
 	GHashTableIter it;
 	gpointer v;
 
 	g_hash_table_iter_init(&it, rc->inodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		const struct rec_inode *r = v;
-		struct rsv_map map = RSV_MAP_INIT;
-		struct stat st;
-		uint64_t missing;
-		int fd;
-
-		/* O_NONBLOCK: a FIFO put in data/ must not hang us */
-		if (r->freed || !S_ISREG(r->mode) || !r->has_backing ||
-		    (fd = fs_backing_open(fs, r->ino, O_RDONLY | O_NONBLOCK)) < 0)
-			continue;
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fs_backing_scan(fd, &map) == 0) {
-			have += rsv_map_pages(&map);
-			missing = rsv_map_count_missing(&map, 0, rsv_page_up(st.st_size));
-			need += missing;
-			files += missing != 0;
-		}
-		rsv_map_clear(&map);
-		close(fd);
+		need += ((struct rec_inode *)v)->holes;
+		files += ((struct rec_inode *)v)->holes != 0;
 	}
-	if (need && have + need > cap) {
+	if (!need)
+		return 0;
+	if (total > cap) {
 		fprintf(stderr, "reservefs: %s: reserve=eof needs %" PRIu64 " more pages for the "
 			"holes below EOF in %" PRIu64 " files, and %" PRIu64 " of %" PRIu64
 			" are free: mount with -o reserve=write or a larger size=\n", fs->store,
-			need, files, have < cap ? cap - have : 0, cap);
+			need, files, total - need < cap ? cap - (total - need) : 0, cap);
 		return -ENOSPC;
 	}
-	if (need && fstatvfs(fs->data_fd, &sv) == 0 &&
+	if (fstatvfs(fs->data_fd, &sv) == 0 &&
 	    need > (uint64_t)sv.f_bavail * sv.f_frsize / RSV_PAGE_SIZE) {
 		fprintf(stderr, "reservefs: %s: reserve=eof needs %" PRIu64 " MiB on the backing "
 			"filesystem for the holes below EOF in %" PRIu64 " files, and it has %"
@@ -1023,9 +1024,38 @@ static int rec_eof_fits(struct rec *rc)
 			(uint64_t)sv.f_bavail * sv.f_frsize >> 20);
 		return -ENOSPC;
 	}
+	g_hash_table_iter_init(&it, rc->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const struct rec_inode *r = v;
+		struct rsv_map map = RSV_MAP_INIT;
+		struct stat st;
+		int fd, res = 0;
+
+		if (!r->holes)
+			continue;
+		if ((fd = fs_backing_open(fs, r->ino, O_RDWR)) < 0)
+			return fd;
+		if (fstat(fd, &st) < 0 || fs_backing_scan(fd, &map) < 0) {
+			res = -errno;
+		} else if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0) {
+			res = -errno;
+			rsv_map_foreach_missing(&map, 0, rsv_page_up(st.st_size), rec_punch_range,
+						&fd);
+		}
+		if (res < 0)
+			fprintf(stderr, "reservefs: %s: cannot reserve the holes below EOF of "
+				"inode %" PRIu64 ": %s\n", fs->store, (uint64_t)r->ino,
+				strerror(-res));
+		rsv_map_clear(&map);
+		close(fd);
+		if (res < 0)
+			return res;
+	}
 	return 0;
 }
 
+/* One regular file against its backing file: size and reservation.  Adds
+ * its reserved pages to *pages. */
 static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 {
 	struct fs *fs = rc->fs;
@@ -1073,24 +1103,14 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 	if (fs->params.mode == RSV_MODE_EOF) {
 		uint64_t missing = rsv_map_count_missing(&map, 0, eof_pages);
 		if (missing) {
-			if (rc->fix && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
-						 (off_t)eof_pages << RSV_PAGE_SHIFT) == 0) {
+			if (rc->fix) {
+				/* counted reserved here, reserved by rec_fill_holes */
+				r->holes = missing;
 				rsv_map_add(&map, 0, eof_pages);
 				if (rc->clean)
 					problem(rc->report, rc->problems, "inode %" PRIu64 ": %"
 						PRIu64 " pages below EOF were not reserved: reserved",
 						(uint64_t)r->ino, missing);
-			} else if (rc->fix) {
-				/* the backing disk filled meanwhile: give back what the
-				 * fallocate took, and stop (rec_eof_fits said it fits) */
-				res = -errno;
-				rsv_map_foreach_missing(&map, 0, eof_pages, rec_punch_range, &fd);
-				fprintf(stderr, "reservefs: %s: cannot reserve the holes below EOF "
-					"of inode %" PRIu64 ": %s\n", fs->store, (uint64_t)r->ino,
-					strerror(-res));
-				close(fd);
-				rsv_map_clear(&map);
-				return res;
 			} else {
 				problem(rc->report, rc->problems, "inode %" PRIu64 ": %" PRIu64
 					" pages below EOF are not reserved", (uint64_t)r->ino,
@@ -1145,8 +1165,6 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		goto out_rollback;
 	rec_scan_data(&rc);
 	rec_scan_spares(&rc);
-	if (rc.fix && fs->params.mode == RSV_MODE_EOF && (res = rec_eof_fits(&rc)) < 0)
-		goto out_rollback;
 	g_hash_table_iter_init(&it, rc.inodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct rec_inode *r = v;
@@ -1157,6 +1175,8 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		if (S_ISREG(r->mode) && (res = rec_check_file(&rc, r, &total_pages)) < 0)
 			goto out_rollback;
 	}
+	if (rc.fix && (res = rec_fill_holes(&rc, total_pages)) < 0)
+		goto out_rollback;
 	if (rc.fix && (res = fs_meta_exec(fs, "COMMIT")) < 0)
 		goto out_rollback;
 	/* a read-only mount cannot store what it found: its inodes look */

@@ -224,41 +224,6 @@ out_usage:
 	goto out;
 }
 
-/* The counter inode numbers and dentry ids come from ("next_ino", format
- * 2) must lie above every number handed out; a damaged one is recomputed
- * with @fix.  Returns the problems found (0 or 1), or -errno. */
-static int fsck_next_id(struct fs *fs, bool fix, GString *report)
-{
-	uint64_t ino, id, next;
-	char *v = NULL, buf[24];
-	int res;
-
-	if (fs->format < 2)
-		return 0;	/* made by the upgrade */
-	if ((res = fs_meta_count(fs, "SELECT coalesce(max(ino), 0) FROM inodes", &ino)) < 0 ||
-	    (res = fs_meta_count(fs, "SELECT coalesce(max(id), 0) FROM dentries", &id)) < 0)
-		return res;
-	res = fs_meta_get_super(fs, "next_ino", &v);
-	if (res < 0 && res != -ENOENT)
-		return res;
-	if (res == 0 && fs_parse_super_u64(v, FS_ROOT_INO + 1, INT64_MAX, &next) == 0 &&
-	    next > MAX(ino, id)) {
-		g_free(v);
-		return 0;
-	}
-	snprintf(buf, sizeof(buf), "%" PRIu64, MAX(ino, id) + 1);
-	if (v)
-		g_string_append_printf(report, "superblock: next_ino '%s' is not above every "
-				       "inode number and entry id", v);
-	else
-		g_string_append(report, "superblock: next_ino is missing");
-	g_string_append_printf(report, "%s%s\n", fix ? ": set to " : "", fix ? buf : "");
-	g_free(v);
-	if (fix && (res = fs_meta_set_super(fs, "next_ino", buf)) < 0)
-		return res;
-	return 1;
-}
-
 int fs_main_fsck(int argc, char *argv[])
 {
 	const char *store = NULL;
@@ -290,10 +255,6 @@ int fs_main_fsck(int argc, char *argv[])
 	if (fs_store_open(&fs, store, !repair && access(store, W_OK) < 0 && errno == EROFS,
 			  false) < 0)
 		goto out_close;
-	if (fs_store_load_params(&fs, &fs.params) < 0) {
-		fprintf(stderr, "reservefs fsck: %s: corrupt superblock\n", store);
-		goto out_close;
-	}
 	/* the mode the store was last mounted in is the one its files follow */
 	if (fs_meta_get_super(&fs, "last_mode", &v) == 0)
 		rsv_parse_mode(v, &fs.params.mode);
@@ -310,7 +271,7 @@ int fs_main_fsck(int argc, char *argv[])
 			"changed\n", store, strerror(-res));
 		goto out_close;
 	}
-	if ((res = fsck_next_id(&fs, repair, report)) < 0) {
+	if ((res = fs_store_check_next_id(&fs, repair, report)) < 0) {
 		fprintf(stderr, "reservefs fsck: %s: cannot %s the inode counter (%s)\n",
 			store, repair ? "repair" : "read", strerror(-res));
 		goto out_close;
@@ -325,7 +286,7 @@ int fs_main_fsck(int argc, char *argv[])
 		g_string_truncate(report, 0);
 		rsv_ledger_init(&fs.ledger, fs.params.size_pages, fs.params.nr_inodes,
 				fs.params.mode);
-		if ((res = fsck_next_id(&fs, false, report)) >= 0) {
+		if ((res = fs_store_check_next_id(&fs, false, report)) >= 0) {
 			next_id_problems = res;
 			res = fs_recover(&fs, true, true, report, &left);
 			left += next_id_problems;

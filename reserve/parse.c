@@ -94,9 +94,6 @@ static int rsv_parse_amount(const char *s, uint64_t base, int nr_suffix,
 	return 0;
 }
 
-/* A size names fewer pages than this (2^64 bytes): the capacity in bytes
- * (statfs, the control xattrs) must fit in 64 bits. */
-#define RSV_MAX_PAGES (1ull << (64 - RSV_PAGE_SHIFT))
 
 int rsv_parse_size(const char *s, uint64_t backing_bytes, uint64_t *pages)
 {

@@ -23,6 +23,9 @@
 
 #define RSV_PAGE_SHIFT 12
 #define RSV_PAGE_SIZE  (1u << RSV_PAGE_SHIFT)
+/* A capacity names fewer pages than this (2^64 bytes): in bytes (statfs,
+ * the control xattrs) it must fit in 64 bits. */
+#define RSV_MAX_PAGES  (1ull << (64 - RSV_PAGE_SHIFT))
 
 /* First page at or after byte offset @off / first page wholly past @off. */
 static inline uint64_t rsv_page_down(uint64_t off) { return off >> RSV_PAGE_SHIFT; }
