@@ -159,7 +159,7 @@ static int parse_bytes(const char *s, const char *opt, uint64_t *bytes)
 
 /* Set once a background daemon has let its parent go: from then on our
  * messages go to syslog, before that to the terminal that mounted us. */
-static bool mount_detached;
+static bool mount_backgrounded;
 
 static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
 			gpointer data)
@@ -170,7 +170,7 @@ static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *
 
 	if (level & G_LOG_LEVEL_DEBUG)
 		return;
-	if (o->foreground || !mount_detached)
+	if (o->foreground || !mount_backgrounded)
 		fprintf(stderr, "reservefs: %s: %s\n", what, msg);
 	else
 		syslog(level & G_LOG_LEVEL_WARNING ? LOG_WARNING : LOG_ERR, "%s", msg);
@@ -266,11 +266,16 @@ static uint64_t mount_max_file_size(int fd)
 	return (uint64_t)INT64_MAX & ~(uint64_t)(RSV_PAGE_SIZE - 1);
 }
 
+/* A reservefs mount as /proc/self/mountinfo shows it. */
+struct mount_entry {
+	const char *mnt, *src;	/* mount point; source: the store's real path */
+	const char *super;	/* superblock options (allow_other, max_read=...) */
+	unsigned maj, min;	/* the connection's device */
+};
+
 /* Calls @fn for each reservefs mount in /proc/self/mountinfo, newest last,
- * with its mount point, source and device, until @fn returns true. */
-static void mount_each(bool (*fn)(const char *mnt, const char *src, unsigned maj,
-				  unsigned min, void *ctx),
-		       void *ctx)
+ * until @fn returns true. */
+static void mount_each(bool (*fn)(const struct mount_entry *e, void *ctx), void *ctx)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -284,14 +289,15 @@ static void mount_each(bool (*fn)(const char *mnt, const char *src, unsigned maj
 
 		if (sep[0] && sep[1]) {
 			pre = g_strsplit(sep[0], " ", 6);
-			post = g_strsplit(sep[1], " ", 3);
+			post = g_strsplit(g_strchomp(sep[1]), " ", 3);
 		}
-		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 2 &&
+		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 3 &&
 		    strcmp(post[0], "fuse.reservefs") == 0 &&
 		    sscanf(pre[2], "%u:%u", &maj, &min) == 2) {
 			char *mnt = g_strcompress(pre[4]), *src = g_strcompress(post[1]);
+			struct mount_entry e = { mnt, src, post[2], maj, min };
 
-			done = fn(mnt, src, maj, min, ctx);
+			done = fn(&e, ctx);
 			g_free(mnt);
 			g_free(src);
 		}
@@ -309,18 +315,15 @@ struct mount_live {
 	char *found;
 };
 
-static bool mount_live_match(const char *mnt, const char *src, unsigned maj, unsigned min,
-			     void *ctx)
+static bool mount_live_match(const struct mount_entry *e, void *ctx)
 {
 	struct mount_live *l = ctx;
-	char *rsrc = src[0] == '/' ? realpath(src, NULL) : NULL;
+	char *rsrc = e->src[0] == '/' ? realpath(e->src, NULL) : NULL;
 	struct statvfs sv;
 
-	(void)maj;
-	(void)min;
 	/* statvfs fails on a dead daemon's mount */
-	if (rsrc && strcmp(rsrc, l->real) == 0 && statvfs(mnt, &sv) == 0)
-		l->found = g_strdup(mnt);
+	if (rsrc && strcmp(rsrc, l->real) == 0 && statvfs(e->mnt, &sv) == 0)
+		l->found = g_strdup(e->mnt);
 	free(rsrc);
 	return l->found != NULL;
 }
@@ -341,48 +344,63 @@ char *fs_mount_find(const char *store)
 
 char *fs_mount_find_live(const char *store)
 {
-	struct mount_live l = { .real = realpath(store, NULL) };
+	char *found = fs_mount_find(store);
 
-	if (l.real)
-		mount_each(mount_live_match, &l);
 	/* statvfs answers for a dead daemon too when the mount is not open to
 	 * us (FUSE then answers itself): a live one holds the store's lock */
-	if (l.found) {
-		char *lock = g_build_filename(l.real, "lock", NULL);
+	if (found) {
+		char *lock = g_build_filename(store, "lock", NULL);
 		int fd = open(lock, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			g_free(l.found);
-			l.found = NULL;
+			g_free(found);
+			found = NULL;
 		}
 		if (fd >= 0)
 			close(fd);
 		g_free(lock);
 	}
-	free((char *)l.real);
-	return l.found;
+	return found;
 }
 
+/* The reservefs mount at a mount point (mount_lookup). */
 struct mount_dev {
 	const char *mnt;
-	unsigned maj, min;
 	bool found;
-	char *src;		/* g_free */
+	unsigned maj, min;
+	char *src, *super;	/* mount_dev_clear frees them */
 };
 
-static bool mount_dev_match(const char *mnt, const char *src, unsigned maj, unsigned min,
-			    void *ctx)
+static bool mount_dev_match(const struct mount_entry *e, void *ctx)
 {
 	struct mount_dev *d = ctx;
 
-	if (strcmp(mnt, d->mnt) == 0) {	/* keep going: the newest one wins */
-		d->maj = maj;
-		d->min = min;
+	if (strcmp(e->mnt, d->mnt) == 0) {	/* keep going: the newest one wins */
+		d->maj = e->maj;
+		d->min = e->min;
 		d->found = true;
 		g_free(d->src);
-		d->src = g_strdup(src);
+		g_free(d->super);
+		d->src = g_strdup(e->src);
+		d->super = g_strdup(e->super);
 	}
 	return false;
+}
+
+/* The newest reservefs mount at @mnt (a real path) into @d: found or not. */
+static bool mount_lookup(const char *mnt, struct mount_dev *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->mnt = mnt;
+	if (mnt)
+		mount_each(mount_dev_match, d);
+	return d->found;
+}
+
+static void mount_dev_clear(struct mount_dev *d)
+{
+	g_free(d->src);
+	g_free(d->super);
 }
 
 /* The mount(2) flag a mount option sets or clears; false for an option
@@ -417,11 +435,13 @@ static bool mount_flag_opt(const char *o, unsigned long *set, unsigned long *cle
 /* Options mount(8) passes along that change nothing on a live mount. */
 static bool mount_opt_ignorable(const char *o)
 {
+	/* also what names the mount or concerns only its first mount point */
 	static const char *const names[] = {
 		"remount", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail",
-		"_netdev", "default_permissions",
+		"_netdev", "default_permissions", "auto_unmount",
 	};
-	static const char *const keys[] = { "user_id=", "group_id=", "comment=", "x-" };
+	static const char *const keys[] = { "user_id=", "group_id=", "comment=", "x-",
+					    "fsname=", "subtype=" };
 
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (strcmp(o, names[i]) == 0)
@@ -461,43 +481,11 @@ static bool mount_opt_in(const char *list, const char *o)
 	return found;
 }
 
-/* The superblock options mountinfo shows for the mount at @mnt (g_free). */
-static char *mount_super_opts(const char *mnt)
-{
-	char *line = NULL, *res = NULL;
-	size_t cap = 0;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	while (f && getline(&line, &cap, f) > 0) {
-		gchar **sep = g_strsplit(line, " - ", 2), **pre = NULL, **post = NULL;
-
-		if (sep[0] && sep[1]) {
-			pre = g_strsplit(sep[0], " ", 6);
-			post = g_strsplit(g_strchomp(sep[1]), " ", 3);
-		}
-		if (pre && post && g_strv_length(pre) >= 5 && g_strv_length(post) >= 3) {
-			char *m = g_strcompress(pre[4]);
-
-			if (strcmp(m, mnt) == 0) {
-				g_free(res);
-				res = g_strdup(post[2]);
-			}
-			g_free(m);
-		}
-		g_strfreev(pre);
-		g_strfreev(post);
-		g_strfreev(sep);
-	}
-	if (f)
-		fclose(f);
-	free(line);
-	return res;
-}
-
 /* The flags the -o lists of @args ask for, applied in order over @flags;
- * -1 after saying which option cannot be honoured on a live mount (FUSE
- * options in @fuse_ok are accepted and change nothing). */
-static int mount_live_flags(const struct fuse_args *args, const char *what, bool fuse_ok,
+ * -1 after saying which option cannot be honoured on the live mount whose
+ * superblock options are @live_super: a FUSE option is fine when the mount
+ * has it already (mount(8) and fstab repeat them), or names the mount. */
+static int mount_live_flags(const struct fuse_args *args, const char *what,
 			    const char *live_super, unsigned long *flags)
 {
 	for (int i = 1; i < args->argc; i++) {
@@ -510,22 +498,11 @@ static int mount_live_flags(const struct fuse_args *args, const char *what, bool
 		for (gchar **o = opts; *o && res == 0; o++) {
 			unsigned long set = 0, clear = 0;
 
-			if (!**o || mount_opt_ignorable(*o))
+			if (!**o || mount_opt_ignorable(*o) || mount_opt_in(live_super, *o))
 				continue;
 			if (mount_flag_opt(*o, &set, &clear)) {
 				*flags = (*flags & ~clear) | set;
-			} else if (!fuse_ok && mount_opt_in(live_super, *o)) {
-				continue;	/* the live mount has it already */
-			} else if (!fuse_ok && (g_str_has_prefix(*o, "fsname=") ||
-					       g_str_has_prefix(*o, "subtype=") ||
-					       strcmp(*o, "auto_unmount") == 0)) {
-				continue;	/* of the first mount; nothing to do */
-			} else if (!fuse_ok || !(g_str_has_prefix(*o, "fsname=") ||
-						 g_str_has_prefix(*o, "subtype=") ||
-						 g_str_has_prefix(*o, "max_read=") ||
-						 strcmp(*o, "allow_other") == 0 ||
-						 strcmp(*o, "allow_root") == 0 ||
-						 strcmp(*o, "auto_unmount") == 0)) {
+			} else {
 				fprintf(stderr, "reservefs: %s: option '%s' cannot be applied to a "
 					"live mount\n", what, *o);
 				res = -1;
@@ -550,9 +527,7 @@ static uint64_t mount_ctl_u64(const char *mnt, const char *name)
 	return g_ascii_strtoull(buf, NULL, 10);
 }
 
-/* size= or nr_inodes= on a live mount, through its control xattr.  A mount
- * that stays read-only cannot take a change, but may be told the value it
- * has (mount(8) repeats fstab's). */
+/* Whether the live mount at @mnt has size= or nr_inodes= @val already. */
 static bool mount_limit_is(const char *mnt, const char *store, const char *key,
 			   const char *val)
 {
@@ -570,6 +545,18 @@ static bool mount_limit_is(const char *mnt, const char *store, const char *key,
 	return same;
 }
 
+/* Whether the live mount at @mnt is in reservation mode @reserve. */
+static bool mount_mode_is(const char *mnt, const char *reserve)
+{
+	char mode[16];
+	ssize_t n = getxattr(mnt, "user.reservefs.mode", mode, sizeof(mode) - 1);
+
+	return n >= 0 && (mode[n] = '\0', strcmp(mode, reserve) == 0);
+}
+
+/* size= or nr_inodes= on a live mount, through its control xattr.  A mount
+ * that stays read-only cannot take a change, but may be told the value it
+ * has (mount(8) repeats fstab's). */
 static int mount_remount_limit(const char *mnt, const char *store, const char *key,
 			       const char *val, bool ro)
 {
@@ -600,24 +587,18 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	const char *fixed[] = { a->o.dirty_limit ? "dirty_limit" : NULL,
 				a->o.dirty_expire ? "dirty_expire" : NULL,
 				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL };
-	struct mount_dev d = { .mnt = NULL };
 	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
-	char mode[16] = "";
+	struct mount_dev d;
 	struct statvfs sv;
 	unsigned long flags;
 	bool was_ro, ro;
-	ssize_t n;
 	int ret = 1;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
 		if (fixed[i])
 			fprintf(stderr, "reservefs: remount: %s is kept as mounted (it changes "
 				"only at mount)\n", fixed[i]);
-	if (mnt) {
-		d.mnt = mnt;
-		mount_each(mount_dev_match, &d);
-	}
-	if (!d.found || statvfs(mnt, &sv) < 0) {
+	if (!mount_lookup(mnt, &d) || statvfs(mnt, &sv) < 0) {
 		fprintf(stderr, "reservefs: remount: %s is not a reservefs mount\n", a->mountpoint);
 		goto out;
 	}
@@ -628,13 +609,11 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	}
 	flags = mount_flags_of(&sv);
 	was_ro = flags & MS_RDONLY;
-	if (mount_live_flags(args, "remount", true, NULL, &flags) < 0)
+	if (mount_live_flags(args, "remount", d.super, &flags) < 0)
 		goto out;
-	if (a->o.reserve &&
-	    ((n = getxattr(mnt, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
-	     (mode[n] = '\0', strcmp(mode, a->o.reserve) != 0))) {
-		fprintf(stderr, "reservefs: remount: reserve=%s: the mount is in %s mode, which "
-			"changes only at mount\n", a->o.reserve, n < 0 ? "another" : mode);
+	if (a->o.reserve && !mount_mode_is(mnt, a->o.reserve)) {
+		fprintf(stderr, "reservefs: remount: reserve=%s: the reservation mode changes "
+			"only at mount\n", a->o.reserve);
 		goto out;
 	}
 	if (!(flags & MS_RDONLY) && mount_ctl_u64(mnt, "user.reservefs.readonly")) {
@@ -659,7 +638,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	}
 	ret = 0;
 out:
-	g_free(d.src);
+	mount_dev_clear(&d);
 	free(mnt);
 	free(store);
 	return ret;
@@ -667,13 +646,13 @@ out:
 
 bool fs_mount_is_reservefs(const char *path)
 {
-	struct mount_dev d = { .mnt = realpath(path, NULL) };
+	char *real = realpath(path, NULL);
+	struct mount_dev d;
+	bool found = mount_lookup(real, &d);
 
-	if (d.mnt)
-		mount_each(mount_dev_match, &d);
-	free((char *)d.mnt);
-	g_free(d.src);
-	return d.found;
+	mount_dev_clear(&d);
+	free(real);
+	return found;
 }
 
 static int mount_write_sysfs(const char *path, const char *val)
@@ -720,14 +699,13 @@ static void mount_abort_conn(const struct fs *fs)
  * need the session threads that are not running yet). */
 static void mount_find_dev(struct fs *fs)
 {
-	struct mount_dev d = { .mnt = fs->mountpoint };
+	struct mount_dev d;
 
-	mount_each(mount_dev_match, &d);
-	if (d.found) {
+	if (mount_lookup(fs->mountpoint, &d)) {
 		fs->dev_major = d.maj;
 		fs->dev_minor = d.min;
 	}
-	g_free(d.src);
+	mount_dev_clear(&d);
 }
 
 /* Bounds the kernel's dirty pages of this mount (its mmap side): the
@@ -737,18 +715,17 @@ static void mount_find_dev(struct fs *fs)
  * point would need the session threads that are not running yet. */
 static void mount_set_bdi(struct fs *fs)
 {
-	struct { unsigned maj, min; bool found; } d = { fs->dev_major, fs->dev_minor,
-						       fs->dev_major || fs->dev_minor };
+	const unsigned maj = fs->dev_major, min = fs->dev_minor;
 	char path[128], val[32];
 	int res = -ENOENT;
 
 	if (fs->mmap_dirty_max == 0)
 		return;
-	if (d.found) {
+	if (maj || min) {
 		char orig[32] = "", back[32] = "";
 
 		snprintf(val, sizeof(val), "%" PRIu64, fs->mmap_dirty_max);
-		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes", d.maj, d.min);
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_bytes", maj, min);
 		mount_read_sysfs(path, orig, sizeof(orig));
 		res = mount_write_sysfs(path, val);
 		/* the kernel keeps a ratio of its own dirty limit: a bound that
@@ -759,7 +736,7 @@ static void mount_set_bdi(struct fs *fs)
 			mount_write_sysfs(path, orig);
 			res = -ERANGE;
 		}
-		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit", d.maj, d.min);
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/strict_limit", maj, min);
 		if (res == 0)
 			res = mount_write_sysfs(path, "1");
 	}
@@ -769,7 +746,7 @@ static void mount_set_bdi(struct fs *fs)
 	else if (res < 0)
 		g_message("cannot bound the kernel's dirty pages for this mount "
 			  "(/sys/class/bdi/%u:%u: %s); mmap_dirty_max not applied",
-			  d.maj, d.min, strerror(-res));
+			  maj, min, strerror(-res));
 }
 
 /* Charges the ledger with what the store holds: from the per-inode records
@@ -859,7 +836,7 @@ static void mount_ready(int *ready_fd)
 		if (nul > STDERR_FILENO)
 			close(nul);
 	}
-	mount_detached = true;
+	mount_backgrounded = true;
 	if (write(*ready_fd, &ok, 1) != 1)
 		g_warning("cannot tell the mounting process: %s", strerror(errno));
 	close(*ready_fd);
@@ -927,14 +904,12 @@ struct mount_ours {
 	GPtrArray *mnts;
 };
 
-static bool mount_ours_match(const char *mnt, const char *src, unsigned maj, unsigned min,
-			     void *ctx)
+static bool mount_ours_match(const struct mount_entry *e, void *ctx)
 {
 	struct mount_ours *o = ctx;
 
-	(void)src;
-	if (maj == o->fs->dev_major && min == o->fs->dev_minor)
-		g_ptr_array_add(o->mnts, g_strdup(mnt));
+	if (e->maj == o->fs->dev_major && e->min == o->fs->dev_minor)
+		g_ptr_array_add(o->mnts, g_strdup(e->mnt));
 	return false;
 }
 
@@ -986,12 +961,13 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 {
 	char *what = g_strdup_printf("%s is mounted on %s; a second mount shares it", a->store,
 				     live);
-	char *super = mount_super_opts(live), mode[16] = "";
 	const char *own = NULL;
+	struct mount_dev d;
 	struct statvfs sv;
 	unsigned long flags;
-	ssize_t n;
 	int ret = 1;
+
+	mount_lookup(live, &d);
 
 	/* the same settings as the live mount (fstab's, say) are fine; the
 	 * dirty_* ones are the daemon's own */
@@ -999,9 +975,7 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 		own = "size";
 	else if (a->o.nr_inodes && !mount_limit_is(live, a->store, "nr_inodes", a->o.nr_inodes))
 		own = "nr_inodes";
-	else if (a->o.reserve &&
-		 ((n = getxattr(live, "user.reservefs.mode", mode, sizeof(mode) - 1)) < 0 ||
-		  (mode[n] = '\0', strcmp(mode, a->o.reserve) != 0)))
+	else if (a->o.reserve && !mount_mode_is(live, a->o.reserve))
 		own = "reserve";
 	if (own) {
 		fprintf(stderr, "reservefs: %s and cannot take another %s= (unmount it first)\n",
@@ -1013,7 +987,7 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 		goto out;
 	}
 	flags = mount_flags_of(&sv) & ~MS_RDONLY;
-	if (mount_live_flags(args, what, false, super, &flags) < 0)
+	if (mount_live_flags(args, what, d.super, &flags) < 0)
 		goto out;
 	if (mount(live, a->mountpoint, NULL, MS_BIND, NULL) < 0) {
 		fprintf(stderr, "reservefs: %s; binding it to %s: %s\n", what, a->mountpoint,
@@ -1029,7 +1003,7 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 	}
 	ret = 0;
 out:
-	g_free(super);
+	mount_dev_clear(&d);
 	g_free(what);
 	return ret;
 }
