@@ -208,9 +208,24 @@ ssize_t fs_data_reserve_write(struct fs *fs, struct fs_inode *in, int fd, uint64
 	return len;
 }
 
+/* fs_data_writeback_partial's missing pages that get a reservation */
+struct data_take {
+	GArray *ranges;		/* struct data_range */
+	uint64_t left;		/* pages still to take */
+};
+
+/* ... and the write of the reserved ones */
+struct data_wb {
+	struct fs *fs;
+	struct fs_inode *in;
+	int fd;
+	uint64_t off, len;
+	const char *buf;
+};
+
 static int data_take_pages(uint64_t start, uint64_t end, void *arg)
 {
-	struct { GArray *ranges; uint64_t left; } *t = arg;
+	struct data_take *t = arg;
 	struct data_range r = { start, MIN(end, start + t->left) };
 
 	if (r.start < r.end) {
@@ -222,8 +237,7 @@ static int data_take_pages(uint64_t start, uint64_t end, void *arg)
 
 static int data_write_range(uint64_t start, uint64_t end, void *arg)
 {
-	struct { struct fs *fs; struct fs_inode *in; int fd; uint64_t off, len;
-		 const char *buf; } *w = arg;
+	const struct data_wb *w = arg;
 	uint64_t a = MAX(start << RSV_PAGE_SHIFT, w->off);
 	uint64_t b = MIN(end << RSV_PAGE_SHIFT, w->off + w->len);
 	ssize_t n = a < b ? pwrite(w->fd, w->buf + (a - w->off), b - a, a) : 0;
@@ -251,10 +265,8 @@ int fs_data_writeback_partial(struct fs *fs, struct fs_inode *in, int fd, uint64
 			      const char *buf, uint64_t len)
 {
 	uint64_t first = rsv_page_down(off), last = rsv_page_up(off + len);
-	struct { GArray *ranges; uint64_t left; } take = {
-		g_array_new(FALSE, FALSE, sizeof(struct data_range)), 0 };
-	struct { struct fs *fs; struct fs_inode *in; int fd; uint64_t off, len;
-		 const char *buf; } w = { fs, in, fd, off, len, buf };
+	struct data_take take = { g_array_new(FALSE, FALSE, sizeof(struct data_range)), 0 };
+	struct data_wb w = { fs, in, fd, off, len, buf };
 
 	/* the missing pages that still fit, in file order */
 	take.left = rsv_charge_upto(&fs->ledger, rsv_map_count_missing(&in->rsv, first, last));
@@ -521,9 +533,9 @@ static uint64_t data_next_present(const struct rsv_map *m, uint64_t p, uint64_t 
  * an unwritten extent, and in eof mode every page below EOF is one (its
  * reservation): once read, zeroes that were never written looked like data.
  * An unwritten extent is a hole here; FIEMAP_FLAG_SYNC first writes back
- * what is dirty, so every written page has a written extent.  -EOPNOTSUPP
- * where the backing filesystem has no FIEMAP (the caller uses lseek). */
-static off_t data_seek_extents(int fd, off_t off, int whence)
+ * what is dirty, so every written page has a written extent.  Where the
+ * backing filesystem has no FIEMAP, lseek answers.  The offset or -errno. */
+static off_t data_seek_backing(int fd, off_t off, int whence)
 {
 	enum { N = 64 };
 	struct fiemap *fm = g_malloc0(sizeof(*fm) + N * sizeof(struct fiemap_extent));
@@ -562,6 +574,8 @@ static off_t data_seek_extents(int fd, off_t off, int whence)
 		}
 	}
 	g_free(fm);
+	if (res == -EOPNOTSUPP)
+		return (res = lseek(fd, off, whence)) < 0 ? -errno : res;
 	if (res < 0 || found)
 		return res;
 	/* no written extent left: no more data, or a hole from pos on */
@@ -572,7 +586,6 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 {
 	const uint64_t maxp = UINT64_MAX >> RSV_PAGE_SHIFT;
 	off_t res, end = (off_t)in->size;
-	bool extents = true;
 
 	if (off < 0 || off >= end)
 		return -ENXIO;
@@ -581,16 +594,7 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 		for (;;) {
 			uint64_t p;
 
-			res = extents ? data_seek_extents(fd, off, SEEK_DATA) : -EOPNOTSUPP;
-			if (res == -EOPNOTSUPP) {
-				extents = false;
-				res = lseek(fd, off, SEEK_DATA);
-				if (res < 0)
-					res = -errno;
-			}
-			if (res == -ENXIO)
-				return -ENXIO;
-			if (res < 0)
+			if ((res = data_seek_backing(fd, off, SEEK_DATA)) < 0)
 				return res;
 			if (res >= end)
 				return -ENXIO;
@@ -602,10 +606,7 @@ off_t fs_data_seek(struct fs_inode *in, int fd, off_t off, int whence)
 				return -ENXIO;
 		}
 	}
-	res = data_seek_extents(fd, off, SEEK_HOLE);
-	if (res == -EOPNOTSUPP && (res = lseek(fd, off, SEEK_HOLE)) < 0)
-		res = -errno;
-	if (res < 0)
+	if ((res = data_seek_backing(fd, off, SEEK_HOLE)) < 0)
 		return res;
 	res = MIN(res, end);
 	if (in->zero.n) {
