@@ -8,6 +8,7 @@ written to <work>/daemon.pid so a helper process that remounts (a child of
 rfsx) can hand the new daemon back to the fixture that cleans up.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -89,6 +90,42 @@ def mountinfo_entry(mnt):
                          'source': post.split()[1], 'opts': fields[5],
                          'super_opts': post.split()[2]}
     return found
+
+
+def errno_of(fn, *a, **kw):
+    """The errno fn(*a, **kw) fails with, 0 if it does not."""
+    try:
+        fn(*a, **kw)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@contextlib.contextmanager
+def tmpfs(path, size=None):
+    """A tmpfs mounted at @path (created) for a small backing disk.  On the
+    way out, whatever reservefs mounts a store in it is unmounted, its daemon
+    waited for, and the tmpfs unmounted (lazily when still busy)."""
+    os.makedirs(path, exist_ok=True)
+    run(['mount', '-t', 'tmpfs'] + (['-o', 'size=' + size] if size else []) +
+        ['tmpfs', path], check=True)
+    try:
+        yield path
+    finally:
+        stores = set()
+        with open('/proc/self/mountinfo') as f:
+            for line in f:
+                pre, _, post = line.partition(' - ')
+                src = post.split()[1] if len(post.split()) > 1 else ''
+                if post.startswith('fuse') and src.startswith(path + '/'):
+                    mnt = pre.split()[4].encode().decode('unicode_escape')
+                    if run(['fusermount3', '-u', mnt], timeout=30).returncode != 0:
+                        run(['fusermount3', '-uz', mnt], timeout=30)
+                    stores.add(src)
+        for st in stores:
+            wait_store_released(st)
+        if run(['umount', path], timeout=30).returncode != 0:
+            run(['umount', '-l', path], timeout=30)
 
 
 def is_mounted(mnt):

@@ -203,12 +203,9 @@ def test_background_mount_failure_reaches_the_caller(workdir):
     """A background mount whose daemon fails after going to the background
     (here: no room on the backing disk to mark the store in use) exits
     non-zero and says why; it once exited 0 with nothing mounted."""
-    small = os.path.join(workdir, 'small')
     mnt = os.path.join(workdir, 'mnt')
-    os.mkdir(small)
     os.mkdir(mnt)
-    run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
-    try:
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
         store = os.path.join(small, 'st')
         run([RESERVEFS, 'mkfs', store, '-o', 'size=4M'], check=True)
         free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
@@ -223,12 +220,6 @@ def test_background_mount_failure_reaches_the_caller(workdir):
         assert p.returncode == 0, p.stderr
         with open(os.path.join(mnt, 'f'), 'w') as fh:
             fh.write('after')
-    finally:
-        if rfs.is_mounted(mnt):
-            run(['fusermount3', '-u', mnt], timeout=30)
-        rfs.wait_store_released(os.path.join(small, 'st'))
-        if run(['umount', small], timeout=30).returncode != 0:
-            run(['umount', '-l', small], timeout=30)
 
 
 def test_mount_helper_and_fstab_style(fsf):
@@ -290,15 +281,10 @@ def test_remount_helper(fsf, workdir):
         p = remount(opts)
         assert p.returncode != 0 and p.stderr.strip(), (opts, p.stderr)
     assert remount('ro', store=os.path.join(workdir, 'other')).returncode != 0
-    tm = os.path.join(workdir, 'tm')
-    os.mkdir(tm)
-    run(['mount', '-t', 'tmpfs', 'tmpfs', tm], check=True)
-    try:
+    with rfs.tmpfs(os.path.join(workdir, 'tm')) as tm:
         p = remount('ro', mnt=tm)
         assert p.returncode != 0 and 'not a reservefs mount' in p.stderr, p.stderr
         assert rfs.mountinfo_entry(tm)['opts'].split(',')[0] == 'rw'
-    finally:
-        run(['umount', tm], timeout=30)
     # still the same daemon, read-write, everything there
     assert m.current_pid() == pid and rfs.mountinfo_entry(m.mnt)['opts'].startswith('rw')
     assert m.statvfs().f_blocks == 512
@@ -308,11 +294,7 @@ def test_remount_helper(fsf, workdir):
 
 
 def errno_of_open(path):
-    try:
-        open(path, 'w').close()
-    except OSError as e:
-        return e.errno
-    return 0
+    return rfs.errno_of(lambda: open(path, 'w').close())
 
 
 def test_store_on_read_only_media(fsf, workdir):

@@ -10,17 +10,9 @@ import time
 import pytest
 
 import rfs
-from rfs import RENAME_EXCHANGE, RENAME_NOREPLACE, renameat2
+from rfs import RENAME_EXCHANGE, RENAME_NOREPLACE, errno_of, renameat2
 
 OLD = 1_000_000_000 * 10**9 + 123456789   # a fixed past time, with nanoseconds
-
-
-def errno_of(fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def write_file(path, data, mode=0o644):

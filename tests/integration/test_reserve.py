@@ -571,10 +571,7 @@ def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
     assert p.returncode == 0, p.stdout + p.stderr
 
     # capacity enough, backing filesystem too small
-    small = os.path.join(workdir, 'small')
-    os.mkdir(small)
-    rfs.run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
-    try:
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
         store, mnt = os.path.join(small, 'st'), os.path.join(workdir, 'm-small')
         os.mkdir(mnt)
         rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=16M,reserve=write'], check=True)
@@ -589,12 +586,6 @@ def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
         line = one_line_error(try_mount_expect_failure(store, mnt, 'reserve=eof'))
         assert 'backing filesystem' in line, line
         assert os.statvfs(small).f_bfree == used
-    finally:
-        if rfs.is_mounted(os.path.join(workdir, 'm-small')):
-            rfs.run(['fusermount3', '-u', os.path.join(workdir, 'm-small')], timeout=30)
-        rfs.wait_store_released(os.path.join(small, 'st'))
-        if rfs.run(['umount', small], timeout=30).returncode != 0:
-            rfs.run(['umount', '-l', small], timeout=30)
 
 
 def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
@@ -634,12 +625,10 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
     """When meta.db cannot be written (the backing disk is full), a truncate
     up or a chmod that fails leaves the file as it was: the backing file was
     once grown all the same, and after a crash the size came back."""
-    small, mnt = os.path.join(workdir, 'small'), os.path.join(workdir, 'mnt')
-    os.mkdir(small)
+    mnt = os.path.join(workdir, 'mnt')
     os.mkdir(mnt)
-    rfs.run(['mount', '-t', 'tmpfs', '-o', 'size=8M', 'tmpfs', small], check=True)
-    store = os.path.join(small, 'st')
-    try:
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
+        store = os.path.join(small, 'st')
         rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=4M,reserve=write'], check=True)
         rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
         try:
@@ -684,9 +673,3 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
         assert rfs.wait_store_released(store)
         p = rfs.fsck(store)
         assert p.returncode == 0, p.stdout + p.stderr
-    finally:
-        if rfs.is_mounted(mnt):
-            rfs.run(['fusermount3', '-uz', mnt], timeout=30)
-        rfs.wait_store_released(store)
-        if rfs.run(['umount', small], timeout=30).returncode != 0:
-            rfs.run(['umount', '-l', small], timeout=30)
