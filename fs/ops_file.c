@@ -268,13 +268,14 @@ static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, res);
 }
 
-static ssize_t file_do_copy_range(struct fs *fs, struct fs_inode *src, off_t off_in,
-				  struct fs_inode *dst, off_t off_out, size_t len)
+static ssize_t file_do_copy_range(struct fs *fs, fuse_req_t req, struct fs_inode *src,
+				  off_t off_in, struct fs_inode *dst, off_t off_out, size_t len)
 {
 	struct fs_inode *first = src->ino <= dst->ino ? src : dst;
 	struct fs_inode *second = first == src ? dst : src;
 	GArray *undo = NULL;
 	uint64_t old_size;
+	bool killed = false;
 	ssize_t res, n;
 
 	if (fs->ro)
@@ -297,6 +298,9 @@ static ssize_t file_do_copy_range(struct fs *fs, struct fs_inode *src, off_t off
 		res = -EINVAL;	/* overlapping ranges in one file */
 		goto out;
 	}
+	/* a write like any other, but the kernel sends no kill flag with it */
+	if (len)
+		killed = file_kill_suid(fs, req, dst, false);
 	old_size = dst->size;
 	res = len ? fs_data_reserve_write(fs, dst, dst->fd, off_out, len, false, &undo) : 0;
 	if (res > 0) {
@@ -322,6 +326,8 @@ out:
 	g_mutex_unlock(&first->lock);
 	if (undo)
 		g_array_free(undo, TRUE);
+	if (killed)
+		fs_perm_inval_attr(fs, dst->ino);
 	return res;
 }
 
@@ -331,7 +337,7 @@ static void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_i
 				  int flags)
 {
 	ssize_t res = flags ? -EINVAL :
-		file_do_copy_range(FS(req), file_inode(fi_in), off_in, file_inode(fi_out),
+		file_do_copy_range(FS(req), req, file_inode(fi_in), off_in, file_inode(fi_out),
 				   off_out, len);
 
 	if (res < 0)

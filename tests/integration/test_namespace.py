@@ -489,6 +489,40 @@ def test_suid_sgid_cleared_on_write_by_non_owner(mnt_user):
     assert os.stat(p).st_mode & stat.S_ISUID
 
 
+def test_suid_sgid_cleared_on_copy_file_range_by_non_owner(mnt_user):
+    # copy_file_range(2) into a setuid program is a write like any other
+    # (ext4 and tmpfs clear the bits); the kernel sends no kill flag with it
+    m = mnt_user
+    src, p = m.path('src'), m.path('prog')
+    write_file(src, b'echo pwned\n' * 100, 0o644)
+    write_file(p, b'#!/bin/sh\n', 0o777)
+
+    def copy():
+        fi, fo = os.open(src, os.O_RDONLY), os.open(p, os.O_WRONLY)
+        try:
+            return os.copy_file_range(fi, fo, 100, 0, 10)
+        finally:
+            os.close(fi)
+            os.close(fo)
+    os.chmod(p, 0o6777)
+    assert rfs.as_user(copy) == 100
+    mode = stat.S_IMODE(os.stat(p).st_mode)
+    assert not mode & (stat.S_ISUID | stat.S_ISGID), oct(mode)
+    assert read_file(p)[10:110] == read_file(src)[:100]
+    # sgid without group-exec: goes for a writer outside the group ...
+    os.chmod(p, 0o2666)
+    rfs.as_user(copy)
+    assert not os.stat(p).st_mode & stat.S_ISGID
+    # ... stays for one in it, and root (CAP_FSETID) keeps both
+    os.chown(p, 0, 65534)
+    os.chmod(p, 0o2666)
+    rfs.as_user(copy)
+    assert os.stat(p).st_mode & stat.S_ISGID
+    os.chmod(p, 0o6777)
+    assert copy() == 100
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o6777
+
+
 def test_suid_cleared_on_chown_by_owner(mnt_user):
     m = mnt_user
     os.mkdir(m.path('d'))
