@@ -195,6 +195,7 @@ int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
 /* ---- store.c: store layout, mkfs, recovery ------------------------- */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
+int fs_store_writable(const char *store, const char **what);
 void fs_store_close(struct fs *fs);
 int fs_store_save_params(struct fs *fs, const struct fs_params *p);
 void fs_backing_name(fuse_ino_t ino, char *buf, size_t len);

@@ -155,19 +155,22 @@ static void meta_load_next_id(struct fs *fs)
 	g_free(v);
 }
 
-/* A store on read-only media (a read-only mount, a CD image): SQLite cannot
- * make the WAL index beside meta.db, so it opens nothing there.  With no
- * WAL left (a clean unmount checkpoints and removes it) nothing can change
- * the file under us, and SQLite may read it as immutable.  NULL otherwise. */
+/* A store on read-only media (a read-only mount, a CD image), or one we
+ * may not write: SQLite cannot make the WAL index beside meta.db, so it
+ * opens nothing there (or makes one as read-only as meta.db).  With no WAL
+ * left (a clean unmount checkpoints and removes it) nothing can change the
+ * file under us (a writer needs the lock we share), and SQLite may read it
+ * as immutable.  NULL otherwise. */
 static char *meta_readonly_uri(const struct fs *fs, const char *path)
 {
 	char *wal = g_strconcat(path, "-wal", NULL);
+	const char *what;
 	struct stat st;
 	bool pending = stat(wal, &st) == 0 && st.st_size > 0;
 	GString *uri;
 
 	g_free(wal);
-	if (!fs->ro || pending || access(fs->store, W_OK) == 0 || errno != EROFS)
+	if (!fs->ro || pending || fs_store_writable(fs->store, &what) == 0)
 		return NULL;
 	uri = g_string_new("file:");
 	for (const char *p = path; *p; p++)

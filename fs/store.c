@@ -587,8 +587,33 @@ static int store_check_schema(struct fs *fs, const char *store)
 
 /* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
  * Errors are printed here, one line each. */
+/* Whether we can write all that a read-write open of the store writes: the
+ * store directory (SQLite makes meta.db-wal and -shm there), meta.db, and
+ * the -wal and -shm an earlier open left.  SQLite opens a meta.db it cannot
+ * write read-only without a word, and makes the -shm as read-only as
+ * meta.db: a mount failed at its first write, and the -shm kept later mounts
+ * read-only after meta.db was writable again.  0, or -errno with the path
+ * at fault in *what (the store directory: "."). */
+int fs_store_writable(const char *store, const char **what)
+{
+	static const char *const files[] = { ".", "meta.db", "meta.db-wal", "meta.db-shm" };
+	int dfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC), res = 0;
+
+	*what = files[0];
+	if (dfd < 0)
+		return -errno;
+	for (size_t i = 0; i < G_N_ELEMENTS(files) && res == 0; i++)
+		if (faccessat(dfd, files[i], W_OK, 0) < 0 && errno != ENOENT) {
+			res = -errno;
+			*what = files[i];
+		}
+	close(dfd);
+	return res;
+}
+
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 {
+	const char *what;
 	char *path;
 	char *v = NULL;
 	int res;
@@ -657,6 +682,12 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 	if (!ro && faccessat(fs->data_fd, ".", W_OK, 0) < 0) {
 		fprintf(stderr, "reservefs: %s: store is not writable (%s); mount with -o ro\n",
 			store, strerror(errno));
+		return -EROFS;
+	}
+	if (!ro && !create && (res = fs_store_writable(fs->store, &what)) < 0) {
+		fprintf(stderr, "reservefs: %s: store is not writable (%s%s%s: %s); mount with "
+			"-o ro\n", store, store, strcmp(what, ".") ? "/" : "",
+			strcmp(what, ".") ? what : "", strerror(-res));
 		return -EROFS;
 	}
 	res = fs_meta_open(fs, create);

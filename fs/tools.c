@@ -230,6 +230,7 @@ int fs_main_fsck(int argc, char *argv[])
 	bool repair = false, clean;
 	GString *report = g_string_new(NULL);
 	struct fs fs;
+	const char *what;
 	char *v = NULL;
 	int problems = 0, left = 0, next_id_problems, ret = 1, res;
 
@@ -251,9 +252,9 @@ int fs_main_fsck(int argc, char *argv[])
 	fs.lock_fd = fs.data_fd = fs.free_fd = -1;
 	fs.fsck = true;
 	g_mutex_init(&fs.db_lock);
-	/* a check without repair reads a store on read-only media too */
-	if (fs_store_open(&fs, store, !repair && access(store, W_OK) < 0 && errno == EROFS,
-			  false) < 0)
+	/* a check without repair reads a store on read-only media too, or one
+	 * we may not write */
+	if (fs_store_open(&fs, store, !repair && fs_store_writable(store, &what) < 0, false) < 0)
 		goto out_close;
 	/* the mode the store was last mounted in is the one its files follow */
 	if (fs_meta_get_super(&fs, "last_mode", &v) == 0)

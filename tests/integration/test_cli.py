@@ -689,3 +689,60 @@ def test_remount_flags_and_readonly_daemon(fsf):
     assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'ro'
     assert remount('ro,size=4M').returncode == 0          # fstab repeats it
     assert remount('ro,size=8M').returncode != 0
+
+
+def test_store_not_writable_by_its_owner(workdir):
+    # A store its (unprivileged) owner cannot write: a read-write mount is
+    # refused up front, naming the file, and leaves nothing behind (SQLite
+    # would open the read-only meta.db read-only without a word and make a
+    # meta.db-shm as read-only as it, which then kept every later mount
+    # read-only, with meta.db writable again); fsck and -o ro read it.
+    store, mnt = os.path.join(workdir, 'store'), os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    rfs.mkfs(store, 'size=16M')
+    for dp, dns, fns in os.walk(store):
+        for n in [dp] + [os.path.join(dp, x) for x in dns + fns]:
+            os.chown(n, 65534, 65534)
+    os.chown(mnt, 65534, 65534)
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    def nobody(*args):
+        return run([RESERVEFS] + list(args), timeout=30, preexec_fn=as_nobody)
+
+    def files():
+        return sorted(os.listdir(store))
+
+    before = files()
+    os.chmod(os.path.join(store, 'meta.db'), 0o444)
+    p = nobody(store, mnt, '-f')
+    assert p.returncode != 0
+    assert 'not writable' in p.stderr and 'meta.db' in p.stderr, p.stderr
+    assert not rfs.is_mounted(mnt)
+    assert files() == before, 'a refused mount left files: %r' % files()
+    p = nobody('fsck', store)
+    assert p.returncode == 0, p.stderr
+    assert files() == before
+    # a meta.db-shm left read-only (by an older reservefs) is named as well
+    with open(os.path.join(store, 'meta.db-shm'), 'wb'):
+        pass
+    os.chown(os.path.join(store, 'meta.db-shm'), 65534, 65534)
+    os.chmod(os.path.join(store, 'meta.db-shm'), 0o444)
+    os.chmod(os.path.join(store, 'meta.db'), 0o644)
+    p = nobody(store, mnt, '-f')
+    assert p.returncode != 0 and 'meta.db-shm' in p.stderr, p.stderr
+    os.unlink(os.path.join(store, 'meta.db-shm'))
+    # the store directory itself read-only for its owner: fsck checks it
+    os.chmod(store, 0o555)
+    try:
+        p = nobody(store, mnt, '-f')
+        assert p.returncode != 0 and 'not writable' in p.stderr, p.stderr
+        p = nobody('fsck', store)
+        assert p.returncode == 0 and 'clean' in p.stdout, p.stdout + p.stderr
+    finally:
+        os.chmod(store, 0o755)
+    assert files() == before
+    assert rfs.fsck(store).returncode == 0
