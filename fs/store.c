@@ -585,8 +585,6 @@ static int store_check_schema(struct fs *fs, const char *store)
 	return 0;
 }
 
-/* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
- * Errors are printed here, one line each. */
 /* Whether we can write all that a read-write open of the store writes: the
  * store directory (SQLite makes meta.db-wal and -shm there), meta.db, and
  * the -wal and -shm an earlier open left.  SQLite opens a meta.db it cannot
@@ -611,6 +609,8 @@ int fs_store_writable(const char *store, const char **what)
 	return res;
 }
 
+/* Opens STORE: its lock, data/ and meta.db.  With @create, makes them.
+ * Errors are printed here, one line each. */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 {
 	const char *what;
