@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -575,6 +576,22 @@ static int mount_remount_limit(const char *mnt, const char *store, const char *k
 	return res;
 }
 
+/* Whether we may change a mount's flags: mount(2) MS_REMOUNT wants
+ * CAP_SYS_ADMIN.  Asked first, so that a remount that could not finish
+ * changes nothing (the limits go before the flags when going read-only). */
+static bool mount_may_remount(void)
+{
+	char *status = NULL;
+	const char *p;
+	bool may = false;
+
+	if (g_file_get_contents("/proc/self/status", &status, NULL, NULL) &&
+	    (p = strstr(status, "\nCapEff:")))
+		may = (g_ascii_strtoull(p + strlen("\nCapEff:"), NULL, 16) >> CAP_SYS_ADMIN) & 1;
+	g_free(status);
+	return may;
+}
+
 /* `mount -o remount,... MNT` runs us as its helper: change the live mount
  * instead of starting a second daemon.  Its flags by mount(2) MS_REMOUNT,
  * size= and nr_inodes= through the control xattrs; what only a new mount
@@ -590,8 +607,8 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
 	struct mount_dev d;
 	struct statvfs sv;
-	unsigned long flags;
-	bool was_ro, ro;
+	unsigned long flags, old;
+	bool was_ro, ro, change;
 	int ret = 1;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
@@ -607,10 +624,17 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 			a->mountpoint, d.src, a->store);
 		goto out;
 	}
-	flags = mount_flags_of(&sv);
+	flags = old = mount_flags_of(&sv);
 	was_ro = flags & MS_RDONLY;
 	if (mount_live_flags(args, "remount", d.super, &flags) < 0)
 		goto out;
+	/* the flags change by mount(2) only; the limits alone need no privilege */
+	change = flags != old;
+	if (change && !mount_may_remount()) {
+		fprintf(stderr, "reservefs: remount %s: changing its flags needs CAP_SYS_ADMIN "
+			"(root); nothing changed\n", a->mountpoint);
+		goto out;
+	}
 	if (a->o.reserve && !mount_mode_is(mnt, a->o.reserve)) {
 		fprintf(stderr, "reservefs: remount: reserve=%s: the reservation mode changes "
 			"only at mount\n", a->o.reserve);
@@ -623,7 +647,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	}
 	/* the limits while the mount is writable: before going read-only,
 	 * after coming back to read-write */
-	if (!(flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
+	if (change && !(flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
 		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
 		goto out;
 	}
@@ -632,7 +656,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	    (a->o.nr_inodes &&
 	     mount_remount_limit(mnt, a->store, "nr_inodes", a->o.nr_inodes, ro) < 0))
 		goto out;
-	if ((flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
+	if (change && (flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
 		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
 		goto out;
 	}

@@ -691,6 +691,24 @@ def test_remount_flags_and_readonly_daemon(fsf):
     assert remount('ro,size=8M').returncode != 0
 
 
+def test_remount_without_cap_sys_admin(fsf):
+    """A remount that may not change the mount's flags (no CAP_SYS_ADMIN)
+    changes nothing, not even the size it was given with them (the limits
+    go first when going read-only, and were once left changed); the limits
+    alone need no mount(2) and go through."""
+    m = fsf.new(size='4M')
+    nocap = ['setpriv', '--bounding-set=-sys_admin', '--inh-caps=-sys_admin']
+    remount = lambda opts: run(nocap + [RESERVEFS, m.store, m.mnt, '-o', 'remount,' + opts],
+                               timeout=30)
+    p = remount('ro,size=2M')
+    assert p.returncode != 0 and 'CAP_SYS_ADMIN' in p.stderr, p.stderr
+    assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'rw'
+    assert m.statvfs().f_blocks == 1024
+    p = remount('rw,size=2M')
+    assert p.returncode == 0, p.stderr
+    assert m.statvfs().f_blocks == 512
+
+
 def test_store_not_writable_by_its_owner(workdir):
     # A store its (unprivileged) owner cannot write: a read-write mount is
     # refused up front, naming the file, and leaves nothing behind (SQLite
