@@ -429,9 +429,8 @@ static int attr_from_xflags(uint32_t x, uint32_t *fl)
 	return x ? -EOPNOTSUPP : 0;
 }
 
-static int attr_set_flags(struct fs *fs, fuse_req_t req, struct fs_inode *in, uint32_t fl)
+static int attr_set_flags(struct fs *fs, struct fs_inode *in, uint32_t fl)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	const uint32_t known = FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL;
 	int res;
 
@@ -439,14 +438,11 @@ static int attr_set_flags(struct fs *fs, fuse_req_t req, struct fs_inode *in, ui
 		return -EOPNOTSUPP;
 	if (fs->ro)
 		return -EROFS;
+	/* No permission check here: these ioctls reach us only through the
+	 * VFS (vfs_fileattr_set), which has checked ownership (or CAP_FOWNER)
+	 * and CAP_LINUX_IMMUTABLE for i and a.  We see a uid, not
+	 * capabilities: a check of ours refused a capable non-root caller. */
 	g_mutex_lock(&in->lock);
-	/* the VFS checked ownership and CAP_LINUX_IMMUTABLE; say it again for
-	 * callers it cannot see (root stands for the capability) */
-	if (ctx->uid != 0 && (ctx->uid != in->uid ||
-			      ((fl ^ in->flags) & (FS_IMMUTABLE_FL | FS_APPEND_FL)))) {
-		g_mutex_unlock(&in->lock);
-		return -EPERM;
-	}
 	in->flags = fl;
 	in->ctime = fs_now();
 	if ((res = fs_meta_begin(fs)) == 0)
@@ -459,7 +455,7 @@ static int attr_set_flags(struct fs *fs, fuse_req_t req, struct fs_inode *in, ui
 }
 
 /* 0/-errno; what the caller gets back goes to @out (*outlen bytes). */
-static int attr_do_ioctl(struct fs *fs, fuse_req_t req, struct fs_inode *in, unsigned int cmd,
+static int attr_do_ioctl(struct fs *fs, struct fs_inode *in, unsigned int cmd,
 			 const void *in_buf, size_t in_bufsz, void *out, size_t *outlen)
 {
 	struct fsxattr fa;
@@ -482,7 +478,7 @@ static int attr_do_ioctl(struct fs *fs, fuse_req_t req, struct fs_inode *in, uns
 		if (in_bufsz < sizeof(fl))
 			return -EINVAL;
 		memcpy(&fl, in_buf, sizeof(fl));
-		return attr_set_flags(fs, req, in, fl);
+		return attr_set_flags(fs, in, fl);
 	case FS_IOC_FSSETXATTR:
 		if (in_bufsz < sizeof(fa))
 			return -EINVAL;
@@ -491,7 +487,7 @@ static int attr_do_ioctl(struct fs *fs, fuse_req_t req, struct fs_inode *in, uns
 			return res;
 		if (fa.fsx_extsize || fa.fsx_projid || fa.fsx_cowextsize)
 			return -EOPNOTSUPP;
-		return attr_set_flags(fs, req, in, fl);
+		return attr_set_flags(fs, in, fl);
 	}
 	return -ENOTTY;
 }
@@ -507,7 +503,7 @@ static void fs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *
 	int res = (flags & FUSE_IOCTL_COMPAT) ? -ENOSYS : fs_inode_get(fs, ino, &in);
 
 	if (res == 0) {
-		res = attr_do_ioctl(fs, req, in, cmd, in_buf, in_bufsz, out, &outlen);
+		res = attr_do_ioctl(fs, in, cmd, in_buf, in_bufsz, out, &outlen);
 		fs_inode_put(fs, in);
 	}
 	if (res < 0)

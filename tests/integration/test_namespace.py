@@ -788,6 +788,32 @@ def test_chattr_immutable_and_append(mnt):
     os.rmdir(d)
 
 
+def test_chattr_by_capable_non_root(mnt_user):
+    """The kernel decides who may chattr (owner or CAP_FOWNER; i and a need
+    CAP_LINUX_IMMUTABLE); the daemon, which sees a uid and no capabilities,
+    once refused an owner holding CAP_LINUX_IMMUTABLE."""
+    IMM = 0x10
+    f = mnt_user.path('f')
+    write_file(f, b'data')
+    os.chown(f, 65534, 65534)
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    cap = ['--inh-caps=+linux_immutable', '--ambient-caps=+linux_immutable']
+    chattr = lambda who, flag: rfs.run(who + ['chattr', flag, f], timeout=30)
+    p = chattr(nobody, '+i')           # the owner without the capability
+    assert p.returncode != 0 and 'not permitted' in p.stderr, p.stderr
+    assert not _chattr(f, None) & IMM
+    p = chattr(nobody + cap, '+i')
+    assert p.returncode == 0, p.stderr
+    assert _chattr(f, None) & IMM
+    with pytest.raises(OSError) as e:
+        os.open(f, os.O_WRONLY)
+    assert e.value.errno == errno.EPERM
+    p = chattr(nobody + cap, '-i')
+    assert p.returncode == 0, p.stderr
+    assert not _chattr(f, None) & IMM
+    os.unlink(f)
+
+
 def stat_birth(path):
     """(btime ns or None, size, mode) via statx (coreutils stat asks for btime)."""
     r = rfs.run(['stat', '-c', '%W %.9W %s %f', path])
