@@ -42,6 +42,19 @@ static int data_fallocate_pages(int fd, int mode, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Makes the reservation of pages [start,end) real.  The backing disk may
+ * still hold the blocks of files deleted a moment ago, whose pages the ledger
+ * has back already: on ENOSPC, once the reaper has freed those, again. */
+static int data_allocate_pages(struct fs *fs, int fd, uint64_t start, uint64_t end)
+{
+	uint64_t reaped = fs_backing_reaped(fs);
+	int res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, start, end);
+
+	if ((res == -ENOSPC || res == -EDQUOT) && fs_backing_reap_wait(fs, reaped))
+		res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, start, end);
+	return res;
+}
+
 /* Punch [start,end) pages out of the backing file (they hold no data we
  * keep) so that its allocation matches the map again. */
 static void data_punch_pages(int fd, uint64_t start, uint64_t end)
@@ -92,14 +105,16 @@ static int data_reserve_ranges(struct fs *fs, struct fs_inode *in, int fd, GArra
 		struct data_range *r = &g_array_index(undo, struct data_range, i);
 		uint64_t a = r->start, b = r->end;
 
-		if (fs->backing_page_blocks && skip_start < skip_end) {
+		/* the write allocates the skipped pages itself, unless the
+		 * blocks of deleted files may still be in its way */
+		if (fs->backing_page_blocks && skip_start < skip_end &&
+		    !fs_backing_reap_pending(fs)) {
 			/* before and after the skipped part */
-			res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, a, MIN(b, skip_start));
+			res = data_allocate_pages(fs, fd, a, MIN(b, skip_start));
 			if (res == 0)
-				res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE,
-							   MAX(a, skip_end), b);
+				res = data_allocate_pages(fs, fd, MAX(a, skip_end), b);
 		} else {
-			res = data_fallocate_pages(fd, FALLOC_FL_KEEP_SIZE, a, b);
+			res = data_allocate_pages(fs, fd, a, b);
 		}
 	}
 	if (res < 0)

@@ -128,6 +128,12 @@ struct fs {
 	bool stamp_ok;			/* atomic: backing files take our times xattr */
 
 	GAsyncQueue *reap;		/* own locking: inodes whose backing file is to go */
+	GMutex reap_lock;
+	GCond reap_cond;		/* with reap_lock: the reaper retired one */
+	uint64_t reap_queued;		/* reap_lock: backing files handed to the reaper */
+	uint64_t reap_done;		/* reap_lock: ... and retired by it */
+	uint64_t reap_pages;		/* reap_lock (atomic to read): reserved pages
+					 * those still hold */
 	GThread *reaper;		/* immutable once mounted */
 	int free_fd;			/* immutable once mounted: STORE/data/free, or -1 */
 	GMutex spare_lock;
@@ -206,8 +212,16 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino);
 int fs_backing_create(struct fs *fs, fuse_ino_t ino);
 /* Off the caller's path: freeing a file's blocks can take milliseconds on
  * the backing filesystem.  The ledger is released by the caller at once.
- * The emptied backing file is kept as a spare for the next create. */
-void fs_backing_reap(struct fs *fs, fuse_ino_t ino);
+ * The emptied backing file is kept as a spare for the next create.  A
+ * caller waits while the reaper is far behind (@pages: the file's reserved
+ * pages), so that deleted files do not pile up on the backing disk. */
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages);
+/* How many backing files the reaper has emptied so far; then waits until it
+ * has emptied every one queued: true when any was emptied since @since (an
+ * allocation that met ENOSPC on the backing disk may find room now). */
+uint64_t fs_backing_reaped(struct fs *fs);
+bool fs_backing_reap_wait(struct fs *fs, uint64_t since);
+bool fs_backing_reap_pending(struct fs *fs);	/* blocks not yet freed (a hint) */
 void fs_backing_reaper_start(struct fs *fs);
 void fs_backing_reaper_stop(struct fs *fs);
 /* Reserved pages of a backing file, from its allocation map. */

@@ -242,12 +242,13 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 		return;
 	in->deleted = true;
 	if (S_ISREG(in->mode)) {
+		uint64_t pages = in->rsv_loaded ? rsv_map_pages(&in->rsv) : in->rsv_pages_db;
+
 		inode_close_fd(fs, in);
-		fs_backing_reap(fs, in->ino);
-		if (in->rsv_loaded)
-			rsv_release(&fs->ledger, rsv_map_pages(&in->rsv));
-		else
-			rsv_release(&fs->ledger, in->rsv_pages_db);
+		/* queued before the ledger has the pages back: an allocation
+		 * that meets the blocks still there can wait for them */
+		fs_backing_reap(fs, in->ino, pages);
+		rsv_release(&fs->ledger, pages);
 		rsv_map_clear(&in->rsv);
 		in->rsv_loaded = true;
 	}

@@ -1106,6 +1106,8 @@ int fs_main_mount(int argc, char *argv[])
 	g_mutex_init(&fs->db_lock);
 	g_mutex_init(&fs->itable_lock);
 	g_mutex_init(&fs->spare_lock);
+	g_mutex_init(&fs->reap_lock);
+	g_cond_init(&fs->reap_cond);
 	g_cond_init(&fs->copies_done);
 	fs->itable = g_hash_table_new(g_int64_hash, g_int64_equal);
 	fs->mountpoint = realpath(a.mountpoint, NULL);

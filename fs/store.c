@@ -64,8 +64,17 @@ int fs_backing_unlink(struct fs *fs, fuse_ino_t ino)
 #define SPARE_FILL 64		/* the reaper makes new ones up to this many */
 #define REAP_STOP ((gpointer)(uintptr_t)1)
 #define REAP_FILL ((gpointer)(uintptr_t)2)
-#define REAP_ITEM(ino) ((gpointer)(uintptr_t)((ino) + 3))
-#define REAP_INO(item) ((fuse_ino_t)(uintptr_t)(item) - 3)
+/* How many files a caller lets the reaper fall behind before it waits (it
+ * also waits while the files queued hold more pages than the capacity: the
+ * backing disk holds at most twice that).  Freeing blocks can be far slower
+ * than deleting a file (ext4 mounted -o discard waits for the device on
+ * each extent); without a bound a 24 MiB store once held 4 GiB there. */
+#define REAP_BEHIND_MAX 1024
+
+struct reap_item {
+	fuse_ino_t ino;
+	uint64_t pages;		/* reserved pages its backing file holds */
+};
 
 /* spare_lock held: true (and the reaper counts as asked) when both pools
  * run low and the reaper is to make new spares; the caller then pushes
@@ -260,23 +269,87 @@ static gpointer backing_reaper(gpointer data)
 	gpointer item;
 
 	while ((item = g_async_queue_pop(fs->reap)) != REAP_STOP) {
-		if (item == REAP_FILL)
+		struct reap_item *it = item;
+
+		if (item == REAP_FILL) {
 			backing_spares_fill(fs);
-		else
-			backing_retire(fs, REAP_INO(item));
+			continue;
+		}
+		backing_retire(fs, it->ino);
+		g_mutex_lock(&fs->reap_lock);
+		fs->reap_done++;
+		__atomic_sub_fetch(&fs->reap_pages, it->pages, __ATOMIC_RELAXED);
+		g_cond_broadcast(&fs->reap_cond);
+		g_mutex_unlock(&fs->reap_lock);
+		g_free(it);
 	}
 	return NULL;
 }
 
-void fs_backing_reap(struct fs *fs, fuse_ino_t ino)
+/* reap_lock held */
+static bool backing_reap_behind(struct fs *fs, uint64_t pages)
 {
+	uint64_t behind = fs->reap_queued - fs->reap_done;
+
+	return behind > 0 && (behind >= REAP_BEHIND_MAX ||
+			      fs->reap_pages + pages > rsv_capacity_pages(&fs->ledger));
+}
+
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages)
+{
+	struct reap_item *it;
+
 	if (!fs->reaper) {
 		fs_backing_unlink(fs, ino);
 		return;
 	}
+	/* The ledger has these pages back already; their blocks must not
+	 * pile up on the backing disk faster than the reaper frees them. */
+	g_mutex_lock(&fs->reap_lock);
+	while (backing_reap_behind(fs, pages))
+		g_cond_wait(&fs->reap_cond, &fs->reap_lock);
+	fs->reap_queued++;
+	__atomic_add_fetch(&fs->reap_pages, pages, __ATOMIC_RELAXED);
+	g_mutex_unlock(&fs->reap_lock);
 	/* inode numbers are never reused (AUTOINCREMENT): no race with a new
 	 * file of the same number */
-	g_async_queue_push(fs->reap, REAP_ITEM(ino));
+	it = g_new(struct reap_item, 1);
+	it->ino = ino;
+	it->pages = pages;
+	g_async_queue_push(fs->reap, it);
+}
+
+uint64_t fs_backing_reaped(struct fs *fs)
+{
+	uint64_t done;
+
+	if (!fs->reaper)
+		return 0;
+	g_mutex_lock(&fs->reap_lock);
+	done = fs->reap_done;
+	g_mutex_unlock(&fs->reap_lock);
+	return done;
+}
+
+bool fs_backing_reap_wait(struct fs *fs, uint64_t since)
+{
+	uint64_t target;
+	bool freed;
+
+	if (!fs->reaper)
+		return false;
+	g_mutex_lock(&fs->reap_lock);
+	target = fs->reap_queued;
+	while (fs->reap_done < target)
+		g_cond_wait(&fs->reap_cond, &fs->reap_lock);
+	freed = fs->reap_done != since;
+	g_mutex_unlock(&fs->reap_lock);
+	return freed;
+}
+
+bool fs_backing_reap_pending(struct fs *fs)
+{
+	return fs->reaper && __atomic_load_n(&fs->reap_pages, __ATOMIC_RELAXED) > 0;
 }
 
 void fs_backing_reaper_start(struct fs *fs)

@@ -588,6 +588,42 @@ def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
         assert os.statvfs(small).f_bfree == used
 
 
+def test_deleted_files_blocks_do_not_cost_a_later_reservation(workdir):
+    """A store that fits on its backing disk never meets the backing disk's
+    ENOSPC: the blocks of a file just deleted, which the reaper frees after
+    the ledger has its pages back, are waited for by a reservation that
+    needs them (it once failed with ENOSPC while df showed the store
+    empty), in both the fallocate and the whole-page write path."""
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '48M') as small:
+        store = os.path.join(small, 'st')
+        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=32M,reserve=eof'], check=True)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            capacity = os.statvfs(mnt).f_blocks
+            fails = []
+            for i in range(200):
+                p = os.path.join(mnt, 'f%d' % (i % 2))
+                fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    if i % 4 == 3:
+                        os.pwrite(fd, b'w' * (24 * MiB), 0)
+                    else:
+                        os.ftruncate(fd, 24 * MiB)
+                except OSError as e:
+                    fails.append((i, e.errno))
+                os.close(fd)
+                os.unlink(p)
+                # the ledger has the pages back (the last close's release
+                # is asynchronous): the store is empty again
+                assert rfs.wait_until(lambda: os.statvfs(mnt).f_bfree == capacity)
+            assert fails == []
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+
+
 def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
     """reserve=write: a writeback that meets a full store keeps the pages that
     had a reservation, and new pages while any fit; only the rest is lost,
