@@ -214,8 +214,9 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino);
  * the backing filesystem.  The ledger is released by the caller at once.
  * The emptied backing file is kept as a spare for the next create.  A
  * caller waits while the reaper is far behind (@pages: the file's reserved
- * pages), so that deleted files do not pile up on the backing disk. */
-void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages);
+ * pages), so that deleted files do not pile up on the backing disk; one
+ * holding locks every request needs (eviction) passes !@may_wait. */
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages, bool may_wait);
 /* How many backing files the reaper has emptied so far; then waits until it
  * has emptied every one queued: true when any was emptied since @since (an
  * allocation that met ENOSPC on the backing disk may find room now). */
@@ -265,7 +266,7 @@ void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
 /* relatime: a read updates atime when it is not newer than mtime/ctime or a
  * day old.  Takes in->lock only when an update is due. */
 void fs_inode_accessed(struct fs *fs, struct fs_inode *in);
-void fs_inode_free_data(struct fs *fs, struct fs_inode *in);
+void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait);
 /* fsync/fdatasync of a file, fsync of a directory: its data (files), its
  * times unless @datasync, then everything committed to SQLite so far. */
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);

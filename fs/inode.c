@@ -212,7 +212,7 @@ void fs_inode_maybe_free_data(struct fs *fs, struct fs_inode *in)
 	unused = in->nopen == 0;
 	g_mutex_unlock(&fs->itable_lock);
 	if (unused && in->nlink == 0)
-		fs_inode_free_data(fs, in);
+		fs_inode_free_data(fs, in, true);
 	g_mutex_unlock(&in->lock);
 }
 
@@ -236,7 +236,7 @@ static void inode_close_fd(struct fs *fs, struct fs_inode *in)
 
 /* Releases the data of an inode whose last link is gone and that nobody has
  * open: the backing file goes, and with it the reservation.  in->lock held. */
-void fs_inode_free_data(struct fs *fs, struct fs_inode *in)
+void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait)
 {
 	if (in->deleted || in->nlink > 0)
 		return;
@@ -247,7 +247,7 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in)
 		inode_close_fd(fs, in);
 		/* queued before the ledger has the pages back: an allocation
 		 * that meets the blocks still there can wait for them */
-		fs_backing_reap(fs, in->ino, pages);
+		fs_backing_reap(fs, in->ino, pages, may_wait);
 		rsv_release(&fs->ledger, pages);
 		rsv_map_clear(&in->rsv);
 		in->rsv_loaded = true;
@@ -265,7 +265,8 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
 	g_hash_table_remove(fs->itable, &in->ino);
 	g_mutex_lock(&in->lock);
 	if (in->nlink == 0) {
-		fs_inode_free_data(fs, in);
+		/* db_lock and itable_lock held: no waiting for the reaper */
+		fs_inode_free_data(fs, in, false);
 		if (!fs->ro && !in->row_gone)
 			fs_meta_delete_inode(fs, in->ino);
 	} else {
@@ -402,7 +403,7 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in)
 		if (in->nlink == 0) {
 			/* the last close of an unlinked file frees its space now,
 			 * whatever the kernel still holds a lookup on */
-			fs_inode_free_data(fs, in);
+			fs_inode_free_data(fs, in, true);
 		} else {
 			/* times stay in memory until eviction, fsync or unmount
 			 * (the size is the backing file's): a close costs no

@@ -295,7 +295,7 @@ static bool backing_reap_behind(struct fs *fs, uint64_t pages)
 			      fs->reap_pages + pages > rsv_capacity_pages(&fs->ledger));
 }
 
-void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages)
+void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages, bool may_wait)
 {
 	struct reap_item *it;
 
@@ -306,7 +306,7 @@ void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages)
 	/* The ledger has these pages back already; their blocks must not
 	 * pile up on the backing disk faster than the reaper frees them. */
 	g_mutex_lock(&fs->reap_lock);
-	while (backing_reap_behind(fs, pages))
+	while (may_wait && backing_reap_behind(fs, pages))
 		g_cond_wait(&fs->reap_cond, &fs->reap_lock);
 	fs->reap_queued++;
 	__atomic_add_fetch(&fs->reap_pages, pages, __ATOMIC_RELAXED);
