@@ -66,6 +66,14 @@ static void dir_take_entry(struct fs *fs, struct fs_inode *in, struct fuse_entry
 	fs_inode_lookup_inc(fs, in);
 }
 
+/* Replies with an entry from dir_take_entry.  A reply the kernel no longer
+ * waits for (its connection aborted) gave it no reference: taken back. */
+static void dir_reply_entry(fuse_req_t req, const struct fuse_entry_param *e)
+{
+	if (fuse_reply_entry(req, e) == -ENOENT && e->ino)
+		fs_inode_forget(FS(req), e->ino, 1);
+}
+
 static int dir_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 			 struct fuse_entry_param *e)
 {
@@ -118,7 +126,7 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (res < 0) {
 		fuse_reply_err(req, -res);
 	} else {
-		fuse_reply_entry(req, &e);
+		dir_reply_entry(req, &e);
 	}
 }
 
@@ -274,7 +282,7 @@ static void dir_reply_new(fuse_req_t req, int res, struct fs_inode *in)
 	}
 	dir_take_entry(fs, in, &e);
 	fs_inode_put(fs, in);
-	fuse_reply_entry(req, &e);
+	dir_reply_entry(req, &e);
 }
 
 static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -333,8 +341,10 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	fi->keep_cache = 1;
 	fs_inode_put(fs, in);	/* nopen keeps it */
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		/* the opener is gone (interrupted): undo the open */
+		/* the kernel no longer waits (its connection aborted): undo
+		 * the open and the entry's reference */
 		fs_inode_release(fs, in);
+		fs_inode_forget(fs, e.ino, 1);
 	}
 }
 
