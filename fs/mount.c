@@ -1010,7 +1010,8 @@ static int mount_bind_live(const struct mount_args *a, const struct fuse_args *a
 		fprintf(stderr, "reservefs: %s: %s\n", live, strerror(errno));
 		goto out;
 	}
-	flags = mount_flags_of(&sv) & ~MS_RDONLY;
+	/* a new mount's flags (libfuse's defaults), whatever the live one has */
+	flags = MS_NOSUID | MS_NODEV | MS_RELATIME;
 	if (mount_live_flags(args, what, d.super, &flags) < 0)
 		goto out;
 	if (mount(live, a->mountpoint, NULL, MS_BIND, NULL) < 0) {

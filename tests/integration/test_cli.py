@@ -638,7 +638,8 @@ def test_deleted_backing_files_become_empty_spares(fsf):
 
 def test_second_mount_takes_its_flags(fsf, workdir):
     """A second mount of a live store is a bind of the first, with its own
-    mount flags (ro, noexec); what only a new daemon could do is refused."""
+    mount flags (ro, noexec; a fresh mount's defaults for the rest, not the
+    first one's); what only a new daemon could do is refused."""
     m = fsf.new(size='4M')
     with open(m.path('f'), 'w') as f:
         f.write('data')
@@ -654,6 +655,17 @@ def test_second_mount_takes_its_flags(fsf, workdir):
         assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'rw'
         with open(m.path('g'), 'w') as f:                          # the first: rw
             f.write('more')
+    finally:
+        if rfs.is_mounted(second):
+            run(['umount', second], timeout=30)
+    # flags of its own, not the live mount's (it once came up noexec here)
+    assert run([RESERVEFS, m.store, m.mnt, '-o', 'remount,noexec'], timeout=30).returncode == 0
+    p = run([RESERVEFS, m.store, second, '-o', 'ro'], timeout=30)
+    try:
+        assert p.returncode == 0, p.stderr
+        opts = rfs.mountinfo_entry(second)['opts'].split(',')
+        assert opts == ['ro', 'nosuid', 'nodev', 'relatime'], opts
+        assert 'noexec' in rfs.mountinfo_entry(m.mnt)['opts'].split(',')
     finally:
         if rfs.is_mounted(second):
             run(['umount', second], timeout=30)
