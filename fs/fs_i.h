@@ -145,6 +145,7 @@ struct fs {
 
 	GMutex itable_lock;
 	GHashTable *itable;		/* itable_lock: ino -> struct fs_inode */
+	uint64_t evicted;		/* atomic: evictions by forgets since the last malloc_trim */
 };
 
 

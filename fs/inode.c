@@ -7,11 +7,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fs_i.h"
+
+/* evictions by forgets between two malloc_trim calls */
+#define INODE_TRIM_EVICTED 16384
 
 int64_t fs_now(void)
 {
@@ -366,6 +370,12 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 	g_mutex_unlock(&fs->db_lock);
 	for (guint i = 0; i < gone->len; i++)
 		fs_inode_free(g_ptr_array_index(gone, i));
+	/* glibc keeps what the evicted inodes freed in its per-thread arenas:
+	 * after many evictions (drop_caches, memory pressure) hand it back */
+	if (__atomic_add_fetch(&fs->evicted, gone->len, __ATOMIC_RELAXED) >= INODE_TRIM_EVICTED) {
+		__atomic_store_n(&fs->evicted, 0, __ATOMIC_RELAXED);
+		malloc_trim(0);
+	}
 	g_ptr_array_free(gone, TRUE);
 }
 
