@@ -329,13 +329,19 @@ static inline bool fs_pinned(const struct fs_inode *in)
 	return fs_immutable(in) || fs_append_only(in);
 }
 /* The mode after a write/truncate/fallocate/ACL change by the caller of
- * @req: setuid goes, setgid goes when group-executable or when the caller
- * is not in the file's group (what setattr_should_drop_sgid() does for
- * kernel filesystems; FUSE's own kill logic keeps it in the second case). */
+ * @req, unless it has CAP_FSETID: setuid goes, setgid goes when
+ * group-executable or when the caller is not in the file's group (what
+ * setattr_should_drop_sgid() does for kernel filesystems; FUSE's own kill
+ * logic keeps it in the second case). */
 mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid);
 /* The same, whoever the caller: the kernel said to kill (killpriv v2). */
 mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid);
 bool fs_perm_in_group(fuse_req_t req, gid_t gid);
+/* The caller of @req has capability @cap (CAP_*) in its effective set.
+ * Read from /proc: only where the kernel leaves the decision to us. */
+bool fs_perm_capable(fuse_req_t req, int cap);
+/* in the group @gid, or CAP_FSETID: may keep setgid (in_group_or_capable) */
+bool fs_perm_in_group_or_fsetid(fuse_req_t req, gid_t gid);
 /* Tell the kernel its cached attributes of @ino are stale. */
 void fs_perm_inval_attr(struct fs *fs, fuse_ino_t ino);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -249,8 +250,7 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 			mode_t mode = in->mode;
 			res = fs_acl_to_mode(value, size, &mode);
 			/* like chmod: setgid goes unless the caller is in the group */
-			if (res >= 0 && (mode & S_ISGID) && fuse_req_ctx(req)->uid != 0 &&
-			    !fs_perm_in_group(req, in->gid))
+			if (res >= 0 && (mode & S_ISGID) && !fs_perm_in_group_or_fsetid(req, in->gid))
 				mode &= ~S_ISGID;
 			if (res >= 0) {
 				in->mode = mode;
@@ -343,16 +343,30 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 	g_free(val);
 }
 
+/* Whether the list of NUL-terminated names @s holds a trusted.* one. */
+static bool xattr_has_trusted(const GString *s)
+{
+	for (size_t i = 0; i < s->len; i += strlen(s->str + i) + 1)
+		if (g_str_has_prefix(s->str + i, "trusted."))
+			return true;
+	return false;
+}
+
 static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = FS(req);
 	GString *s = g_string_new(NULL);
 	int res;
 
-	/* trusted.* names are for CAP_SYS_ADMIN, which root stands for here: the
-	 * kernel hides their values from others, so hide the names too */
 	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_listxattr(fs, ino, fuse_req_ctx(req)->uid == 0, s);
+	res = fs_meta_listxattr(fs, ino, true, s);
+	/* trusted.* names are for CAP_SYS_ADMIN: the kernel hides their values
+	 * from others, so hide the names too (the caller's capabilities are
+	 * looked up only when there is such a name) */
+	if (res >= 0 && xattr_has_trusted(s) && !fs_perm_capable(req, CAP_SYS_ADMIN)) {
+		g_string_truncate(s, 0);
+		res = fs_meta_listxattr(fs, ino, false, s);
+	}
 	g_mutex_unlock(&fs->db_lock);
 	if (res < 0)
 		fuse_reply_err(req, -res);

@@ -2,8 +2,27 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/capability.h>
+#include <stdio.h>
 
 #include "fs_i.h"
+
+bool fs_perm_capable(fuse_req_t req, int cap)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[32], *status = NULL;
+	const char *p;
+	bool res = ctx->uid == 0;
+
+	/* the caller's effective set, by its thread id; a caller we cannot see
+	 * (another pid namespace, gone) is judged by its uid */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	if (ctx->pid > 0 && g_file_get_contents(path, &status, NULL, NULL) &&
+	    (p = strstr(status, "\nCapEff:")))
+		res = (g_ascii_strtoull(p + strlen("\nCapEff:"), NULL, 16) >> cap) & 1;
+	g_free(status);
+	return res;
+}
 
 bool fs_perm_in_group(fuse_req_t req, gid_t gid)
 {
@@ -25,16 +44,19 @@ mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid)
 	if (!(mode & (S_ISUID | S_ISGID)))
 		return mode;
 	mode &= ~S_ISUID;
-	if ((mode & S_ISGID) && ((mode & S_IXGRP) ||
-				 (fuse_req_ctx(req)->uid != 0 && !fs_perm_in_group(req, gid))))
+	if ((mode & S_ISGID) && ((mode & S_IXGRP) || !fs_perm_in_group_or_fsetid(req, gid)))
 		mode &= ~S_ISGID;
 	return mode;
 }
 
+bool fs_perm_in_group_or_fsetid(fuse_req_t req, gid_t gid)
+{
+	return fs_perm_in_group(req, gid) || fs_perm_capable(req, CAP_FSETID);
+}
+
 mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid)
 {
-	/* root stands for CAP_FSETID: we cannot see capabilities */
-	if (fuse_req_ctx(req)->uid == 0)
+	if (!(mode & (S_ISUID | S_ISGID)) || fs_perm_capable(req, CAP_FSETID))
 		return mode;
 	return fs_perm_kill(req, mode, gid);
 }

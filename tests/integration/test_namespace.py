@@ -523,6 +523,36 @@ def test_suid_sgid_cleared_on_copy_file_range_by_non_owner(mnt_user):
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o6777
 
 
+def test_capabilities_not_uids_decide(mnt_user):
+    """Where the kernel leaves the rule to us (fallocate's setuid/setgid,
+    trusted.* names), CAP_FSETID and CAP_SYS_ADMIN decide, as on ext4; the
+    daemon once took uid 0 for them: a non-root writer holding CAP_FSETID
+    lost the bits, root without it kept them."""
+    m = mnt_user
+    p = m.path('prog')
+    write_file(p, b'#!/bin/sh\n', 0o777)
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    nocap = lambda cap: ['setpriv', '--bounding-set=-' + cap, '--inh-caps=-' + cap]
+    withcap = lambda cap: ['--inh-caps=+' + cap, '--ambient-caps=+' + cap]
+    falloc = ['/usr/bin/python3', '-c', 'import os,sys; fd = os.open(sys.argv[1], os.O_WRONLY); '
+              'os.posix_fallocate(fd, 0, 8192)', p]
+    for who, kept in ((nobody, False), (nobody + withcap('fsetid'), True),
+                      (nocap('fsetid'), False), ([], True)):
+        os.chmod(p, 0o6777)
+        r = rfs.run(who + falloc, timeout=30)
+        assert r.returncode == 0, r.stderr
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+        assert mode == (0o6777 if kept else 0o777), (who, oct(mode))
+    os.setxattr(p, 'trusted.t', b'1')
+    os.setxattr(p, 'user.u', b'1')
+    ls = ['/usr/bin/python3', '-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', p]
+    for who, seen in ((nobody, False), (nobody + withcap('sys_admin'), True),
+                      (nocap('sys_admin'), False), ([], True)):
+        r = rfs.run(who + ls, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == str(['trusted.t', 'user.u'] if seen else ['user.u']), who
+
+
 def test_suid_cleared_on_chown_by_owner(mnt_user):
     m = mnt_user
     os.mkdir(m.path('d'))
