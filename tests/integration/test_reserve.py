@@ -709,3 +709,89 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
         assert rfs.wait_store_released(store)
         p = rfs.fsck(store)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+# Holds a read lease on a backing file (argv[1]) until a line on stdin, then
+# one more second.  A process of its own: the writer it holds up may be
+# stuck in a page fault with the GIL held.
+LEASE_HOLDER = """
+import errno, fcntl, os, signal, sys, time
+signal.signal(signal.SIGIO, signal.SIG_IGN)     # the lease break
+fd = os.open(sys.argv[1], os.O_RDONLY)
+deadline = time.monotonic() + 10
+while True:     # the daemon closes its fd at the (asynchronous) release
+    try:
+        fcntl.fcntl(fd, 1024, fcntl.F_RDLCK)    # F_SETLEASE
+        break
+    except OSError as e:
+        if e.errno != errno.EAGAIN or time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+print('leased', flush=True)
+sys.stdin.readline()
+time.sleep(1)
+"""
+
+
+@pytest.mark.parametrize('how', ['write', 'mmap'])
+def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
+    """The ledger has a deleted file's pages back at once, but its backing
+    blocks go only when the reaper has emptied it (milliseconds per file on
+    a disk with discard; under churn, gigabytes of capacity behind).  On a
+    backing disk that holds the capacity and little more, what statfs shows
+    free must be writable meanwhile: it once failed with ENOSPC (and a
+    write-mode mapping lost its pages).  A read lease on the deleted file's
+    backing file holds the reaper up here: its O_TRUNC open waits for it."""
+    import mmap
+    import subprocess
+    import sys
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '12M') as small:
+        store = os.path.join(small, 'st')
+        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=8M,reserve=' + mode], check=True)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        holder = None
+        try:
+            with open(os.path.join(mnt, 'f'), 'wb') as f:
+                f.write(b'f' * (7 * MiB))
+            ino = os.stat(os.path.join(mnt, 'f')).st_ino
+            holder = subprocess.Popen(
+                [sys.executable, '-c', LEASE_HOLDER,
+                 os.path.join(store, 'data', '%02x' % (ino & 0xff), '%x' % ino)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert holder.stdout.readline() == 'leased\n'
+            os.unlink(os.path.join(mnt, 'f'))
+            st = os.statvfs(mnt)
+            assert st.f_bfree == st.f_blocks         # free at once, as promised
+            holder.stdin.write('go\n')
+            holder.stdin.flush()
+            data = pattern(7, 0, 7 * MiB)
+            fd = os.open(os.path.join(mnt, 'g'), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if how == 'write':
+                    assert os.write(fd, data) == len(data)
+                else:
+                    os.ftruncate(fd, len(data))
+                    mp = mmap.mmap(fd, len(data))
+                    mp[:] = data
+                    mp.flush()
+                    mp.close()
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            if holder:
+                holder.stdin.close()
+                holder.wait(timeout=60)
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            with open(os.path.join(mnt, 'g'), 'rb') as f:
+                assert f.read() == data
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        p = rfs.fsck(store)
+        assert p.returncode == 0, p.stdout + p.stderr
