@@ -485,7 +485,8 @@ static int store_super(struct fs *fs, const char *key, char **val)
 }
 
 /* The store's parameters, strictly: a capacity of 0 or of 2^64 bytes, or
- * no inodes at all, is damage, not a setting.  On -EINVAL, *key names the
+ * no inodes at all, is damage, not a setting; any inode limit nr_inodes=
+ * takes (up to 2^64-1) is one.  On -EINVAL, *key names the
  * record and *val holds its value (NULL when it is missing). */
 static int store_params(struct fs *fs, struct fs_params *p, const char **key, char **val)
 {
@@ -498,7 +499,7 @@ static int store_params(struct fs *fs, struct fs_params *p, const char **key, ch
 	g_free(*val);
 	if ((res = store_super(fs, *key = "nr_inodes", val)) < 0)
 		return res;
-	if (fs_parse_super_u64(*val, 1, INT64_MAX, &p->nr_inodes) < 0)
+	if (fs_parse_super_u64(*val, 1, UINT64_MAX, &p->nr_inodes) < 0)
 		return -EINVAL;
 	g_free(*val);
 	if ((res = store_super(fs, *key = "reserve", val)) < 0)

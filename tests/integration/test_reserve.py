@@ -415,6 +415,23 @@ def test_runtime_size_and_inodes_via_xattr(fsf, mode):
     os.listxattr(m.mnt)
 
 
+def test_largest_inode_limit_is_kept(fsf):
+    """nr_inodes takes any count up to 2^64-1, from mkfs and from the
+    control xattr alike, and a store keeps it: a limit above 2^63-1 was
+    accepted and saved, and the store then refused to mount as a corrupt
+    superblock, which fsck --repair could not fix."""
+    top = 2**64 - 1
+    m = fsf.new(size='1M', nr_inodes=top)
+    assert int(getx(m, 'user.reservefs.nr_inodes')) == top
+    os.setxattr(m.mnt, 'user.reservefs.nr_inodes', b'100')
+    os.setxattr(m.mnt, 'user.reservefs.nr_inodes', b'%d' % (2**63))
+    m.remount()
+    assert int(getx(m, 'user.reservefs.nr_inodes')) == 2**63
+    m.umount()
+    p = rfs.fsck(m.store)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def test_statfs_exact_under_concurrency(fsf, mode):
     """Sample statfs while 8 writers race: usage never exceeds capacity."""
     m = fsf.new(size='4M', reserve=mode)
