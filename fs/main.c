@@ -6,15 +6,16 @@
 
 #include "fs.h"
 
-static void usage(void)
+static void usage(FILE *out)
 {
-	printf("usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS]   mount a store\n"
-	       "       reservefs mkfs STORE [-o size=,nr_inodes=,reserve=] [--force]\n"
+	fprintf(out, "usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS]   mount a store\n"
+	       "       reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] [--force]\n"
 	       "       reservefs fsck STORE [--repair]\n"
 	       "       reservefs stat MOUNTPOINT [--json]\n"
 	       "       reservefs --help | --version\n"
 	       "Mount options: size=SIZE nr_inodes=N reserve=eof|write dirty_limit=SIZE\n"
-	       "  dirty_expire=SECONDS mmap_dirty_max=SIZE, and FUSE's (allow_other, ro, ...).\n"
+	       "  dirty_expire=SECONDS mmap_dirty_max=SIZE, and FUSE's (allow_other, ro, ...);\n"
+	       "  reservefs STORE MOUNTPOINT --help lists them.\n"
 	       "See README.md.\n");
 }
 
@@ -27,7 +28,7 @@ int main(int argc, char *argv[])
 	if (argc >= 2 && strcmp(argv[1], "stat") == 0)
 		return fs_main_stat(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		usage();
+		usage(stdout);
 		return 0;
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
@@ -35,7 +36,7 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	if (argc < 3) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	return fs_main_mount(argc, argv);

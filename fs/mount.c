@@ -104,12 +104,13 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 		return 1;
 	case KEY_HELP:
 		printf("usage: reservefs STORE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
-		       "  -o size=SIZE         capacity (k/m/g/t suffix or N%% of the backing fs)\n"
-		       "  -o nr_inodes=N       inode limit\n"
+		       "  -o size=SIZE         capacity (k/m/g/t/p/e suffix or N%% of the backing fs)\n"
+		       "  -o nr_inodes=N       inode limit (k/m/g suffix or N%% of the backing fs's inodes)\n"
 		       "  -o reserve=eof|write reservation mode (default: the store's)\n"
 		       "  -o dirty_limit=SIZE  per-file unsynced data (default 8M, 0 = unlimited)\n"
-		       "  -o dirty_expire=SECS background writeback age (default 30)\n"
-		       "  -o mmap_dirty_max=SIZE kernel dirty pages for this mount (default 64M)\n"
+		       "  -o dirty_expire=SECS background writeback age (default 30; Nms too, 0 = off)\n"
+		       "  -o mmap_dirty_max=SIZE kernel dirty pages for this mount (default 64M, "
+		       "0 = leave alone)\n"
 		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n");
 		exit(0);
 	case KEY_VERSION:
@@ -151,7 +152,7 @@ static int parse_bytes(const char *s, const char *opt, uint64_t *bytes)
 	}
 	if (strchr(s, '%') || rsv_parse_size(s, 0, &pages) < 0) {
 		fprintf(stderr, "reservefs: bad value for option %s=%s "
-			"(bytes with k/m/g suffix, or 0)\n", opt, s);
+			"(bytes with k/m/g/t/p/e suffix, or 0)\n", opt, s);
 		return -EINVAL;
 	}
 	*bytes = pages << RSV_PAGE_SHIFT;

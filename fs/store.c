@@ -445,7 +445,7 @@ int fs_parse_params(const char *size, const char *nr_inodes, const char *reserve
 	}
 	if (size && rsv_parse_size(size, (uint64_t)sv.f_blocks * sv.f_frsize, &p->size_pages) < 0) {
 		fprintf(stderr, "reservefs: bad value for option size=%s "
-			"(bytes with k/m/g/t suffix, or N%%)\n", size);
+			"(bytes with k/m/g/t/p/e suffix, or N%%)\n", size);
 		return -EINVAL;
 	}
 	if (nr_inodes && rsv_parse_count(nr_inodes, sv.f_files ? sv.f_files : 1 << 20,
@@ -753,15 +753,19 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 			}
 		}
 	}
+	/* what can still read it: fsck --repair is the only writer that is
+	 * not a mount */
+	const char *instead = fs->fsck ? "check it without --repair" : "mount with -o ro";
+
 	if (!ro && faccessat(fs->data_fd, ".", W_OK, 0) < 0) {
-		fprintf(stderr, "reservefs: %s: store is not writable (%s); mount with -o ro\n",
-			store, strerror(errno));
+		fprintf(stderr, "reservefs: %s: store is not writable (%s); %s\n",
+			store, strerror(errno), instead);
 		return -EROFS;
 	}
 	if (!ro && !create && (res = fs_store_writable(fs->store, &what)) < 0) {
-		fprintf(stderr, "reservefs: %s: store is not writable (%s%s%s: %s); mount with "
-			"-o ro\n", store, store, strcmp(what, ".") ? "/" : "",
-			strcmp(what, ".") ? what : "", strerror(-res));
+		fprintf(stderr, "reservefs: %s: store is not writable (%s%s%s: %s); %s\n",
+			store, store, strcmp(what, ".") ? "/" : "",
+			strcmp(what, ".") ? what : "", strerror(-res), instead);
 		return -EROFS;
 	}
 	res = fs_meta_open(fs, create);

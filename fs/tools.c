@@ -16,6 +16,19 @@
 
 #include "fs_i.h"
 
+#define MKFS_USAGE "usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] [--force]\n"
+#define FSCK_USAGE "usage: reservefs fsck STORE [--repair]\n"
+#define STAT_USAGE "usage: reservefs stat MOUNTPOINT [--json]\n"
+
+/* --help or -h: the usage line on stdout, and success */
+static bool tools_help(const char *arg, const char *usage)
+{
+	if (strcmp(arg, "--help") && strcmp(arg, "-h"))
+		return false;
+	fputs(usage, stdout);
+	return true;
+}
+
 static int tools_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path) < 0 ? -1 : 0;
@@ -128,6 +141,9 @@ int fs_main_mkfs(int argc, char *argv[])
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-F") == 0) {
 			force = true;
+		} else if (tools_help(argv[i], MKFS_USAGE)) {
+			ret = 0;
+			goto out;
 		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
 			if (mkfs_parse(argv[++i], &size, &nr, &rsv) < 0)
 				goto out_usage;
@@ -135,17 +151,15 @@ int fs_main_mkfs(int argc, char *argv[])
 			if (mkfs_parse(argv[i] + 2, &size, &nr, &rsv) < 0)
 				goto out_usage;
 		} else if (argv[i][0] == '-' || store) {
-			fprintf(stderr, "reservefs mkfs: unexpected argument '%s'\n"
-				"usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
-				"[--force]\n", argv[i]);
+			fprintf(stderr, "reservefs mkfs: unexpected argument '%s'\n" MKFS_USAGE,
+				argv[i]);
 			goto out_usage;
 		} else {
 			store = argv[i];
 		}
 	}
 	if (!store) {
-		fprintf(stderr, "usage: reservefs mkfs STORE [-o size=,nr_inodes=,reserve=eof|write] "
-			"[--force]\n");
+		fputs(MKFS_USAGE, stderr);
 		goto out_usage;
 	}
 	if (mkdir(store, 0755) == 0) {
@@ -237,15 +251,20 @@ int fs_main_fsck(int argc, char *argv[])
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
 			repair = true;
+		} else if (tools_help(argv[i], FSCK_USAGE)) {
+			g_string_free(report, TRUE);
+			return 0;
 		} else if (argv[i][0] == '-' || store) {
-			fprintf(stderr, "usage: reservefs fsck STORE [--repair]\n");
+			fputs(FSCK_USAGE, stderr);
+			g_string_free(report, TRUE);
 			return 2;
 		} else {
 			store = argv[i];
 		}
 	}
 	if (!store) {
-		fprintf(stderr, "usage: reservefs fsck STORE [--repair]\n");
+		fputs(FSCK_USAGE, stderr);
+		g_string_free(report, TRUE);
 		return 2;
 	}
 	memset(&fs, 0, sizeof(fs));
@@ -387,14 +406,16 @@ int fs_main_stat(int argc, char *argv[])
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (tools_help(argv[i], STAT_USAGE))
+			return 0;
 		else if (argv[i][0] == '-' || mnt) {
-			fprintf(stderr, "usage: reservefs stat MOUNTPOINT [--json]\n");
+			fputs(STAT_USAGE, stderr);
 			return 2;
 		} else
 			mnt = argv[i];
 	}
 	if (!mnt) {
-		fprintf(stderr, "usage: reservefs stat MOUNTPOINT [--json]\n");
+		fputs(STAT_USAGE, stderr);
 		return 2;
 	}
 	/* the control xattrs live on the mount's root only: elsewhere a name

@@ -515,6 +515,18 @@ def test_unknown_subcommand_and_usage(workdir):
     assert p.returncode != 0
     p = run([RESERVEFS, '--help'])
     assert p.returncode == 0 and 'size' in (p.stdout + p.stderr)
+    # each tool's --help is its usage line, on stdout, and success (it
+    # was refused as an unexpected argument, exit 2)
+    for tool, words in (('mkfs', '[--force]'), ('fsck', '[--repair]'), ('stat', '[--json]')):
+        for h in ('--help', '-h'):
+            p = run([RESERVEFS, tool, h])
+            assert p.returncode == 0 and p.stdout.startswith('usage: reservefs ' + tool), \
+                p.stdout + p.stderr
+            assert words in p.stdout and not p.stderr, p.stdout + p.stderr
+    # the mount's --help names every suffix the options take
+    p = run([RESERVEFS, 'store', 'mnt', '--help'])
+    assert p.returncode == 0 and 'k/m/g/t/p/e' in p.stdout, p.stdout + p.stderr
+    assert '0 = off' in p.stdout and '0 = leave alone' in p.stdout, p.stdout
 
 
 # ---- fsck --------------------------------------------------------------------
@@ -772,6 +784,10 @@ def test_store_not_writable_by_its_owner(workdir):
         assert p.returncode != 0 and 'not writable' in p.stderr, p.stderr
         p = nobody('fsck', store)
         assert p.returncode == 0 and 'clean' in p.stdout, p.stdout + p.stderr
+        # fsck --repair cannot write it either, and says what still works
+        p = nobody('fsck', store, '--repair')
+        assert p.returncode != 0 and 'without --repair' in p.stderr, p.stderr
+        assert '-o ro' not in p.stderr, p.stderr
     finally:
         os.chmod(store, 0o755)
     assert files() == before
