@@ -172,6 +172,13 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 				g_cond_broadcast(&fs->copies_done);
 		}
 		res = file_write_done(fs, in, undo, off, old_size, res, n);
+		/* whole pages the write allocates itself: the backing disk's
+		 * ENOSPC is a write's ENOSPC, counted as reserving counts it */
+		if (res == -ENOSPC || res == -EDQUOT) {
+			if (!writepage)
+				rsv_count_enospc(&fs->ledger, RSV_EV_WRITE);
+			res = -ENOSPC;
+		}
 	}
 	g_mutex_unlock(&in->lock);
 	if (undo)

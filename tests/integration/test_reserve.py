@@ -641,6 +641,33 @@ def test_deleted_files_blocks_do_not_cost_a_later_reservation(workdir):
         assert rfs.wait_store_released(store)
 
 
+def test_full_backing_disk_write_is_counted(workdir):
+    """A write of whole pages that the backing disk refuses (size= larger
+    than the disk, as the README allows) fails with ENOSPC and is counted in
+    `reservefs stat`'s enospc.write like any other (it counted nothing:
+    those pages are allocated by the write itself, not by a reservation)."""
+    mnt = os.path.join(workdir, 'mnt')
+    os.mkdir(mnt)
+    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
+        store = os.path.join(small, 'st')
+        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=64M'], check=True)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                with pytest.raises(OSError) as e:
+                    for i in range(64):
+                        os.write(fd, b'w' * MiB)
+                assert e.value.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+            p = rfs.run([rfs.RESERVEFS, 'stat', mnt, '--json'], check=True)
+            assert json.loads(p.stdout)['enospc']['write'] >= 1, p.stdout
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+
+
 def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
     """reserve=write: a writeback that meets a full store keeps the pages that
     had a reservation, and new pages while any fit; only the rest is lost,
