@@ -281,13 +281,19 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
 	g_mutex_unlock(&in->lock);
 }
 
-static void inode_maybe_evict(struct fs *fs, struct fs_inode *in)
+/* @in, number @ino, had every count at zero when its itable_lock was let
+ * go: another thread that saw them at zero too (a put, a forget, a batch of
+ * forgets) may have evicted and freed it since.  Only the table says whether
+ * it is still there, so it is asked first, by number: an inode at that
+ * address under that number is a live one (loaded again, perhaps) and its
+ * counts are its own. */
+static void inode_maybe_evict(struct fs *fs, struct fs_inode *in, fuse_ino_t ino)
 {
 	/* lock order: db_lock before itable_lock */
 	g_mutex_lock(&fs->db_lock);
 	g_mutex_lock(&fs->itable_lock);
-	if (in->nref == 0 && in->nlookup == 0 && in->nopen == 0 &&
-	    g_hash_table_lookup(fs->itable, &in->ino) == in) {
+	if (g_hash_table_lookup(fs->itable, &ino) == in &&
+	    in->nref == 0 && in->nlookup == 0 && in->nopen == 0) {
 		inode_evict(fs, in);
 		g_mutex_unlock(&fs->itable_lock);
 		g_mutex_unlock(&fs->db_lock);
@@ -305,17 +311,19 @@ static bool inode_unused(struct fs_inode *in)
 
 void fs_inode_put(struct fs *fs, struct fs_inode *in)
 {
+	fuse_ino_t ino;
 	bool evict;
 
 	if (!in)
 		return;
+	ino = in->ino;
 	g_mutex_lock(&fs->itable_lock);
 	g_assert(in->nref > 0);
 	in->nref--;
 	evict = inode_unused(in);
 	g_mutex_unlock(&fs->itable_lock);
 	if (evict)
-		inode_maybe_evict(fs, in);
+		inode_maybe_evict(fs, in, ino);
 }
 
 void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *in)
@@ -339,7 +347,7 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 	}
 	g_mutex_unlock(&fs->itable_lock);
 	if (evict)
-		inode_maybe_evict(fs, in);
+		inode_maybe_evict(fs, in, ino);
 }
 
 void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count)
