@@ -128,6 +128,20 @@ def tmpfs(path, size=None):
             run(['umount', '-l', path], timeout=30)
 
 
+@contextlib.contextmanager
+def small_store(workdir, disk, mkfs_opts):
+    """A store made with `mkfs -o MKFS_OPTS` on a tmpfs of DISK bytes (a
+    small backing disk, WORKDIR/small) and mounted at WORKDIR/mnt: yields
+    (store, mnt, small).  On the way out tmpfs() unmounts it."""
+    mnt = os.path.join(workdir, 'mnt')
+    os.makedirs(mnt, exist_ok=True)
+    with tmpfs(os.path.join(workdir, 'small'), disk) as small:
+        store = os.path.join(small, 'st')
+        run([RESERVEFS, 'mkfs', store, '-o', mkfs_opts], check=True)
+        run([RESERVEFS, store, mnt], check=True, timeout=30)
+        yield store, mnt, small
+
+
 def is_mounted(mnt):
     e = mountinfo_entry(mnt)
     return e is not None and e['fstype'].startswith('fuse')

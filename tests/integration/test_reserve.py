@@ -611,34 +611,25 @@ def test_deleted_files_blocks_do_not_cost_a_later_reservation(workdir):
     the ledger has its pages back, are waited for by a reservation that
     needs them (it once failed with ENOSPC while df showed the store
     empty), in both the fallocate and the whole-page write path."""
-    mnt = os.path.join(workdir, 'mnt')
-    os.mkdir(mnt)
-    with rfs.tmpfs(os.path.join(workdir, 'small'), '48M') as small:
-        store = os.path.join(small, 'st')
-        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=32M,reserve=eof'], check=True)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
-            capacity = os.statvfs(mnt).f_blocks
-            fails = []
-            for i in range(200):
-                p = os.path.join(mnt, 'f%d' % (i % 2))
-                fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    if i % 4 == 3:
-                        os.pwrite(fd, b'w' * (24 * MiB), 0)
-                    else:
-                        os.ftruncate(fd, 24 * MiB)
-                except OSError as e:
-                    fails.append((i, e.errno))
-                os.close(fd)
-                os.unlink(p)
-                # the ledger has the pages back (the last close's release
-                # is asynchronous): the store is empty again
-                assert rfs.wait_until(lambda: os.statvfs(mnt).f_bfree == capacity)
-            assert fails == []
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
+    with rfs.small_store(workdir, '48M', 'size=32M,reserve=eof') as (store, mnt, _):
+        capacity = os.statvfs(mnt).f_blocks
+        fails = []
+        for i in range(200):
+            p = os.path.join(mnt, 'f%d' % (i % 2))
+            fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if i % 4 == 3:
+                    os.pwrite(fd, b'w' * (24 * MiB), 0)
+                else:
+                    os.ftruncate(fd, 24 * MiB)
+            except OSError as e:
+                fails.append((i, e.errno))
+            os.close(fd)
+            os.unlink(p)
+            # the ledger has the pages back (the last close's release
+            # is asynchronous): the store is empty again
+            assert rfs.wait_until(lambda: os.statvfs(mnt).f_bfree == capacity)
+        assert fails == []
 
 
 def test_full_backing_disk_write_is_counted(workdir):
@@ -646,26 +637,17 @@ def test_full_backing_disk_write_is_counted(workdir):
     than the disk, as the README allows) fails with ENOSPC and is counted in
     `reservefs stat`'s enospc.write like any other (it counted nothing:
     those pages are allocated by the write itself, not by a reservation)."""
-    mnt = os.path.join(workdir, 'mnt')
-    os.mkdir(mnt)
-    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
-        store = os.path.join(small, 'st')
-        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=64M'], check=True)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+    with rfs.small_store(workdir, '8M', 'size=64M') as (store, mnt, _):
+        fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                with pytest.raises(OSError) as e:
-                    for i in range(64):
-                        os.write(fd, b'w' * MiB)
-                assert e.value.errno == errno.ENOSPC
-            finally:
-                os.close(fd)
-            p = rfs.run([rfs.RESERVEFS, 'stat', mnt, '--json'], check=True)
-            assert json.loads(p.stdout)['enospc']['write'] >= 1, p.stdout
+            with pytest.raises(OSError) as e:
+                for i in range(64):
+                    os.write(fd, b'w' * MiB)
+            assert e.value.errno == errno.ENOSPC
         finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
+            os.close(fd)
+        p = rfs.run([rfs.RESERVEFS, 'stat', mnt, '--json'], check=True)
+        assert json.loads(p.stdout)['enospc']['write'] >= 1, p.stdout
 
 
 def test_write_mode_mmap_writeback_saves_what_has_space(fsf):
@@ -705,12 +687,7 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
     """When meta.db cannot be written (the backing disk is full), a truncate
     up or a chmod that fails leaves the file as it was: the backing file was
     once grown all the same, and after a crash the size came back."""
-    mnt = os.path.join(workdir, 'mnt')
-    os.mkdir(mnt)
-    with rfs.tmpfs(os.path.join(workdir, 'small'), '8M') as small:
-        store = os.path.join(small, 'st')
-        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=4M,reserve=write'], check=True)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+    with rfs.small_store(workdir, '8M', 'size=4M,reserve=write') as (store, mnt, small):
         try:
             fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
             os.write(fd, b'a' * 100)
@@ -789,12 +766,7 @@ def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
     import mmap
     import subprocess
     import sys
-    mnt = os.path.join(workdir, 'mnt')
-    os.mkdir(mnt)
-    with rfs.tmpfs(os.path.join(workdir, 'small'), '12M') as small:
-        store = os.path.join(small, 'st')
-        rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=8M,reserve=' + mode], check=True)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+    with rfs.small_store(workdir, '12M', 'size=8M,reserve=' + mode) as (store, mnt, _):
         holder = None
         try:
             with open(os.path.join(mnt, 'f'), 'wb') as f:
