@@ -134,6 +134,7 @@ int fs_main_mkfs(int argc, char *argv[])
 	char *size = NULL, *nr = NULL, *rsv = NULL, *store = NULL, *meta = NULL;
 	struct fs_params p = { 0, 0, RSV_MODE_EOF };
 	struct fs_inode root;
+	struct stat st;
 	struct fs fs;
 	bool force = false, created = false, exists;
 	int ret = 1;
@@ -164,8 +165,10 @@ int fs_main_mkfs(int argc, char *argv[])
 	}
 	if (mkdir(store, 0755) == 0) {
 		created = true;
-	} else if (errno != EEXIST) {
-		fprintf(stderr, "reservefs mkfs: %s: %s\n", store, strerror(errno));
+	} else if (errno != EEXIST || stat(store, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		/* still EEXIST: there, and not a directory */
+		fprintf(stderr, "reservefs mkfs: %s: %s\n", store,
+			strerror(errno == EEXIST ? ENOTDIR : errno));
 		goto out;
 	}
 	meta = g_build_filename(store, "meta.db", NULL);
@@ -401,6 +404,7 @@ int fs_main_stat(int argc, char *argv[])
 	const char *mnt = NULL;
 	bool json = false;
 	char buf[65536];
+	struct stat st;
 	ssize_t n;
 
 	for (int i = 1; i < argc; i++) {
@@ -420,8 +424,11 @@ int fs_main_stat(int argc, char *argv[])
 	}
 	/* the control xattrs live on the mount's root only: elsewhere a name
 	 * like ours is anyone's own xattr */
-	n = fs_mount_is_reservefs(mnt) ? getxattr(mnt, "user.reservefs.stat", buf,
-						  sizeof(buf) - 1) : (errno = ENODATA, -1);
+	if (stat(mnt, &st) < 0)
+		n = -1;
+	else
+		n = fs_mount_is_reservefs(mnt) ? getxattr(mnt, "user.reservefs.stat", buf,
+							  sizeof(buf) - 1) : (errno = ENODATA, -1);
 	if (n < 0) {
 		fprintf(stderr, "reservefs stat: %s: %s\n", mnt,
 			errno == ENODATA || errno == ENOTSUP ? "not a reservefs mount" : strerror(errno));

@@ -90,6 +90,22 @@ def test_mkfs_refuses_nonempty_dir(workdir):
     assert open(os.path.join(store, 'precious')).read() == 'keep me'
 
 
+def test_mkfs_and_stat_name_what_is_wrong(workdir):
+    # a regular file as STORE: left alone, said so (it said 'afile/lock: Not
+    # a directory'); stat of a missing path says it is missing
+    f = os.path.join(workdir, 'afile')
+    with open(f, 'w') as fh:
+        fh.write('keep me')
+    line = one_line_error(run([RESERVEFS, 'mkfs', f, '-o', 'size=1M']))
+    assert line == 'reservefs mkfs: %s: Not a directory' % f, line
+    assert open(f).read() == 'keep me'
+    missing = os.path.join(workdir, 'nothing')
+    line = one_line_error(run([RESERVEFS, 'stat', missing]))
+    assert line == 'reservefs stat: %s: No such file or directory' % missing, line
+    line = one_line_error(run([RESERVEFS, 'stat', workdir]))
+    assert line.endswith('not a reservefs mount'), line
+
+
 def test_mkfs_refuses_existing_store_without_force(fsf):
     m = fsf.new(size='1M', do_mount=False)
     m.mount()
