@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1211,6 +1212,10 @@ int fs_main_mount(int argc, char *argv[])
 			  rsv_reserved_pages(&fs->ledger), rsv_capacity_pages(&fs->ledger));
 	/* SQLite's file locks do not survive fork(): reopen after daemonizing */
 	fs_meta_close(fs);
+	/* the closed connection's page cache (the ledger's scan of every inode
+	 * row) stayed in glibc's heap: 100,000 files kept 4.5 MiB of an idle
+	 * daemon's RSS */
+	malloc_trim(0);
 
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_destroy;
