@@ -131,7 +131,7 @@ struct fs {
 	GMutex reap_lock;
 	GCond reap_cond;		/* with reap_lock: the reaper retired one */
 	uint64_t reap_queued;		/* reap_lock: backing files handed to the reaper */
-	uint64_t reap_done;		/* reap_lock: ... and retired by it */
+	uint64_t reap_done;		/* reap_lock (atomic to read): ... and retired by it */
 	uint64_t reap_pages;		/* reap_lock (atomic to read): reserved pages
 					 * those still hold */
 	GThread *reaper;		/* immutable once mounted */

@@ -281,7 +281,7 @@ static gpointer backing_reaper(gpointer data)
 		}
 		backing_retire(fs, it->ino);
 		g_mutex_lock(&fs->reap_lock);
-		fs->reap_done++;
+		__atomic_add_fetch(&fs->reap_done, 1, __ATOMIC_RELEASE);
 		__atomic_sub_fetch(&fs->reap_pages, it->pages, __ATOMIC_RELAXED);
 		g_cond_broadcast(&fs->reap_cond);
 		g_mutex_unlock(&fs->reap_lock);
@@ -325,14 +325,8 @@ void fs_backing_reap(struct fs *fs, fuse_ino_t ino, uint64_t pages, bool may_wai
 
 uint64_t fs_backing_reaped(struct fs *fs)
 {
-	uint64_t done;
-
-	if (!fs->reaper)
-		return 0;
-	g_mutex_lock(&fs->reap_lock);
-	done = fs->reap_done;
-	g_mutex_unlock(&fs->reap_lock);
-	return done;
+	/* before every allocation of a reservation: no lock */
+	return __atomic_load_n(&fs->reap_done, __ATOMIC_ACQUIRE);
 }
 
 bool fs_backing_reap_wait(struct fs *fs, uint64_t since)
