@@ -337,8 +337,11 @@ mode_t fs_perm_kill_suid(fuse_req_t req, mode_t mode, gid_t gid);
 /* The same, whoever the caller: the kernel said to kill (killpriv v2). */
 mode_t fs_perm_kill(fuse_req_t req, mode_t mode, gid_t gid);
 bool fs_perm_in_group(fuse_req_t req, gid_t gid);
-/* The caller of @req has capability @cap (CAP_*) in its effective set.
- * Read from /proc: only where the kernel leaves the decision to us. */
+/* Whether thread @pid has capability @cap (CAP_*) in its effective set
+ * (/proc/PID/status): 1, 0, or -1 when it cannot be told. */
+int fs_perm_proc_capable(pid_t pid, int cap);
+/* The caller of @req has capability @cap.  Read from /proc: only where the
+ * kernel leaves the decision to us. */
 bool fs_perm_capable(fuse_req_t req, int cap);
 /* in the group @gid, or CAP_FSETID: may keep setgid (in_group_or_capable) */
 bool fs_perm_in_group_or_fsetid(fuse_req_t req, gid_t gid);

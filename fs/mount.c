@@ -583,15 +583,7 @@ static int mount_remount_limit(const char *mnt, const char *store, const char *k
  * changes nothing (the limits go before the flags when going read-only). */
 static bool mount_may_remount(void)
 {
-	char *status = NULL;
-	const char *p;
-	bool may = false;
-
-	if (g_file_get_contents("/proc/self/status", &status, NULL, NULL) &&
-	    (p = strstr(status, "\nCapEff:")))
-		may = (g_ascii_strtoull(p + strlen("\nCapEff:"), NULL, 16) >> CAP_SYS_ADMIN) & 1;
-	g_free(status);
-	return may;
+	return fs_perm_proc_capable(getpid(), CAP_SYS_ADMIN) == 1;
 }
 
 /* `mount -o remount,... MNT` runs us as its helper: change the live mount

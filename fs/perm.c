@@ -7,21 +7,28 @@
 
 #include "fs_i.h"
 
-bool fs_perm_capable(fuse_req_t req, int cap)
+int fs_perm_proc_capable(pid_t pid, int cap)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	char path[32], *status = NULL;
 	const char *p;
-	bool res = ctx->uid == 0;
+	int res = -1;
 
-	/* the caller's effective set, by its thread id; a caller we cannot see
-	 * (another pid namespace, gone) is judged by its uid */
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
-	if (ctx->pid > 0 && g_file_get_contents(path, &status, NULL, NULL) &&
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (pid > 0 && g_file_get_contents(path, &status, NULL, NULL) &&
 	    (p = strstr(status, "\nCapEff:")))
 		res = (g_ascii_strtoull(p + strlen("\nCapEff:"), NULL, 16) >> cap) & 1;
 	g_free(status);
 	return res;
+}
+
+bool fs_perm_capable(fuse_req_t req, int cap)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int res = fs_perm_proc_capable(ctx->pid, cap);
+
+	/* a caller we cannot see (another pid namespace, gone) is judged by
+	 * its uid */
+	return res < 0 ? ctx->uid == 0 : res;
 }
 
 bool fs_perm_in_group(fuse_req_t req, gid_t gid)
