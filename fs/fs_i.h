@@ -195,7 +195,7 @@ int fs_meta_readdir(struct fs *fs, fuse_ino_t dir, int64_t off, struct fs_dirent
 int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val, size_t *len);
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
 		     size_t len, int flags);
-int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, bool trusted, GString *out);
+int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out);	/* every name */
 int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name);
 /* counts for mount */
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);

@@ -746,8 +746,7 @@ int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void
 	return meta_step_done(fs, st);
 }
 
-/* trusted: list trusted.* names too (the caller may read them) */
-int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, bool trusted, GString *out)
+int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
 {
 	sqlite3_stmt *st = meta_stmt(fs, "SELECT name FROM xattrs WHERE ino = ? ORDER BY name");
 	int rc;
@@ -759,8 +758,6 @@ int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, bool trusted, GString *out)
 		const char *name = sqlite3_column_blob(st, 0);
 		int len = sqlite3_column_bytes(st, 0);
 
-		if (!trusted && len >= 8 && memcmp(name, "trusted.", 8) == 0)
-			continue;
 		g_string_append_len(out, name, len);
 		g_string_append_c(out, '\0');
 	}

@@ -343,13 +343,26 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 	g_free(val);
 }
 
-/* Whether the list of NUL-terminated names @s holds a trusted.* one. */
-static bool xattr_has_trusted(const GString *s)
+/* trusted.* names are for CAP_SYS_ADMIN: the kernel hides their values from
+ * others, so the names go from @s (NUL-terminated names) too.  The caller's
+ * capabilities are looked up only when there is such a name. */
+static void xattr_hide_trusted(fuse_req_t req, GString *s)
 {
-	for (size_t i = 0; i < s->len; i += strlen(s->str + i) + 1)
-		if (g_str_has_prefix(s->str + i, "trusted."))
-			return true;
-	return false;
+	int capable = -1;
+	size_t w = 0;
+
+	for (size_t r = 0, n; r < s->len; r += n) {
+		bool trusted = g_str_has_prefix(s->str + r, "trusted.");
+
+		n = strlen(s->str + r) + 1;
+		if (trusted && capable < 0)
+			capable = fs_perm_capable(req, CAP_SYS_ADMIN);
+		if (trusted && !capable)
+			continue;
+		memmove(s->str + w, s->str + r, n);
+		w += n;
+	}
+	g_string_truncate(s, w);
 }
 
 static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -359,19 +372,14 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int res;
 
 	g_mutex_lock(&fs->db_lock);
-	res = fs_meta_listxattr(fs, ino, true, s);
-	/* trusted.* names are for CAP_SYS_ADMIN: the kernel hides their values
-	 * from others, so hide the names too (the caller's capabilities are
-	 * looked up only when there is such a name) */
-	if (res >= 0 && xattr_has_trusted(s) && !fs_perm_capable(req, CAP_SYS_ADMIN)) {
-		g_string_truncate(s, 0);
-		res = fs_meta_listxattr(fs, ino, false, s);
-	}
+	res = fs_meta_listxattr(fs, ino, s);
 	g_mutex_unlock(&fs->db_lock);
-	if (res < 0)
+	if (res < 0) {
 		fuse_reply_err(req, -res);
-	else
+	} else {
+		xattr_hide_trusted(req, s);
 		xattr_reply(req, s->str, s->len, size);
+	}
 	g_string_free(s, TRUE);
 }
 
