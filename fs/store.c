@@ -658,15 +658,16 @@ static int store_check_schema(struct fs *fs, const char *store)
 }
 
 /* Whether we can write all that a read-write open of the store writes: the
- * store directory (SQLite makes meta.db-wal and -shm there), meta.db, and
- * the -wal and -shm an earlier open left.  SQLite opens a meta.db it cannot
+ * store directory (SQLite makes meta.db-wal and -shm there), data/, meta.db,
+ * and the -wal and -shm an earlier open left.  SQLite opens a meta.db it cannot
  * write read-only without a word, and makes the -shm as read-only as
  * meta.db: a mount failed at its first write, and the -shm kept later mounts
  * read-only after meta.db was writable again.  0, or -errno with the path
  * at fault in *what (the store directory: "."). */
 int fs_store_writable(const char *store, const char **what)
 {
-	static const char *const files[] = { ".", "meta.db", "meta.db-wal", "meta.db-shm" };
+	static const char *const files[] = { ".", "data", "meta.db", "meta.db-wal",
+					     "meta.db-shm" };
 	int dfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC), res = 0;
 
 	*what = files[0];
@@ -751,19 +752,13 @@ int fs_store_open(struct fs *fs, const char *store, bool ro, bool create)
 			}
 		}
 	}
-	/* what can still read it: fsck --repair is the only writer that is
-	 * not a mount */
-	const char *instead = fs->fsck ? "check it without --repair" : "mount with -o ro";
-
-	if (!ro && faccessat(fs->data_fd, ".", W_OK, 0) < 0) {
-		fprintf(stderr, "reservefs: %s: store is not writable (%s); %s\n",
-			store, strerror(errno), instead);
-		return -EROFS;
-	}
-	if (!ro && !create && (res = fs_store_writable(fs->store, &what)) < 0) {
+	if (!ro && (res = fs_store_writable(fs->store, &what)) < 0) {
+		/* what can still read it: fsck --repair is the only writer
+		 * that is not a mount */
 		fprintf(stderr, "reservefs: %s: store is not writable (%s%s%s: %s); %s\n",
 			store, store, strcmp(what, ".") ? "/" : "",
-			strcmp(what, ".") ? what : "", strerror(-res), instead);
+			strcmp(what, ".") ? what : "", strerror(-res),
+			fs->fsck ? "check it without --repair" : "mount with -o ro");
 		return -EROFS;
 	}
 	res = fs_meta_open(fs, create);
