@@ -77,9 +77,11 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /* After copying @n of the @want bytes reserved at @off: give back the pages
- * the copy did not reach, and account for what it wrote.  Returns @n. */
+ * the copy did not reach, and account for what it wrote.  Returns @n; the
+ * backing disk's ENOSPC or EDQUOT (whole pages a write allocates itself) as
+ * ENOSPC, counted as reserving counts it (a writeback's elsewhere). */
 static ssize_t file_write_done(struct fs *fs, struct fs_inode *in, GArray *undo, uint64_t off,
-			       uint64_t old_size, ssize_t want, ssize_t n)
+			       uint64_t old_size, ssize_t want, ssize_t n, bool writeback)
 {
 	if (n < want) {
 		uint64_t done = off + (n > 0 ? n : 0);
@@ -89,6 +91,11 @@ static ssize_t file_write_done(struct fs *fs, struct fs_inode *in, GArray *undo,
 	}
 	if (n > 0)
 		fs_data_written(fs, in, in->fd, off, n);
+	if (n == -ENOSPC || n == -EDQUOT) {
+		if (!writeback)
+			rsv_count_enospc(&fs->ledger, RSV_EV_WRITE);
+		n = -ENOSPC;
+	}
 	return n;
 }
 
@@ -171,14 +178,7 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			if (--in->copies == 0 && in->copies_drain)
 				g_cond_broadcast(&fs->copies_done);
 		}
-		res = file_write_done(fs, in, undo, off, old_size, res, n);
-		/* whole pages the write allocates itself: the backing disk's
-		 * ENOSPC is a write's ENOSPC, counted as reserving counts it */
-		if (res == -ENOSPC || res == -EDQUOT) {
-			if (!writepage)
-				rsv_count_enospc(&fs->ledger, RSV_EV_WRITE);
-			res = -ENOSPC;
-		}
+		res = file_write_done(fs, in, undo, off, old_size, res, n, writepage);
 	}
 	g_mutex_unlock(&in->lock);
 	if (undo)
@@ -325,7 +325,7 @@ static ssize_t file_do_copy_range(struct fs *fs, fuse_req_t req, struct fs_inode
 			}
 			n += r;
 		}
-		res = file_write_done(fs, dst, undo, off_out, old_size, res, n);
+		res = file_write_done(fs, dst, undo, off_out, old_size, res, n, false);
 	}
 out:
 	if (second != first)
