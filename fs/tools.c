@@ -245,7 +245,7 @@ int fs_main_fsck(int argc, char *argv[])
 {
 	const char *store = NULL;
 	bool repair = false, clean;
-	GString *report = g_string_new(NULL);
+	GString *report;
 	struct fs fs;
 	const char *what;
 	char *v = NULL;
@@ -255,11 +255,9 @@ int fs_main_fsck(int argc, char *argv[])
 		if (strcmp(argv[i], "--repair") == 0 || strcmp(argv[i], "-y") == 0) {
 			repair = true;
 		} else if (tools_help(argv[i], FSCK_USAGE)) {
-			g_string_free(report, TRUE);
 			return 0;
 		} else if (argv[i][0] == '-' || store) {
 			fputs(FSCK_USAGE, stderr);
-			g_string_free(report, TRUE);
 			return 2;
 		} else {
 			store = argv[i];
@@ -267,9 +265,9 @@ int fs_main_fsck(int argc, char *argv[])
 	}
 	if (!store) {
 		fputs(FSCK_USAGE, stderr);
-		g_string_free(report, TRUE);
 		return 2;
 	}
+	report = g_string_new(NULL);
 	memset(&fs, 0, sizeof(fs));
 	fs.lock_fd = fs.data_fd = fs.free_fd = -1;
 	fs.fsck = true;

@@ -94,7 +94,6 @@ static int rsv_parse_amount(const char *s, uint64_t base, int nr_suffix,
 	return 0;
 }
 
-
 int rsv_parse_size(const char *s, uint64_t backing_bytes, uint64_t *pages)
 {
 	uint64_t res;
