@@ -76,19 +76,24 @@ def fsck(store, repair=False, timeout=120):
     return run(args, timeout=timeout)
 
 
+def mounts():
+    """Every line of /proc/self/mountinfo, oldest first, as a dict."""
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            pre, _, post = line.partition(' - ')
+            fields, post = pre.split(), post.split()
+            yield {'mnt': fields[4].encode().decode('unicode_escape'), 'dev': fields[2],
+                   'fstype': post[0], 'source': post[1] if len(post) > 1 else '',
+                   'opts': fields[5], 'super_opts': post[2] if len(post) > 2 else ''}
+
+
 def mountinfo_entry(mnt):
     """The /proc/self/mountinfo line for mountpoint mnt (last one wins), or None."""
     mnt = os.path.realpath(mnt)
     found = None
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            pre, _, post = line.partition(' - ')
-            fields = pre.split()
-            mp = fields[4].encode().decode('unicode_escape')
-            if mp == mnt:
-                found = {'dev': fields[2], 'fstype': post.split()[0],
-                         'source': post.split()[1], 'opts': fields[5],
-                         'super_opts': post.split()[2]}
+    for e in mounts():
+        if e['mnt'] == mnt:
+            found = e
     return found
 
 
@@ -113,15 +118,11 @@ def tmpfs(path, size=None):
         yield path
     finally:
         stores = set()
-        with open('/proc/self/mountinfo') as f:
-            for line in f:
-                pre, _, post = line.partition(' - ')
-                src = post.split()[1] if len(post.split()) > 1 else ''
-                if post.startswith('fuse') and src.startswith(path + '/'):
-                    mnt = pre.split()[4].encode().decode('unicode_escape')
-                    if run(['fusermount3', '-u', mnt], timeout=30).returncode != 0:
-                        run(['fusermount3', '-uz', mnt], timeout=30)
-                    stores.add(src)
+        for e in list(mounts()):
+            if e['fstype'].startswith('fuse') and e['source'].startswith(path + '/'):
+                if run(['fusermount3', '-u', e['mnt']], timeout=30).returncode != 0:
+                    run(['fusermount3', '-uz', e['mnt']], timeout=30)
+                stores.add(e['source'])
         for st in stores:
             wait_store_released(st)
         if run(['umount', path], timeout=30).returncode != 0:
