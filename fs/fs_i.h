@@ -77,6 +77,7 @@ struct fs_inode {
 	bool attr_dirty;		/* times/size/rsv not yet in SQLite */
 	bool deleted;			/* nlink 0 and data freed */
 	bool row_gone;			/* nlink 0 and its SQLite row already deleted */
+	bool linkable;			/* an O_TMPFILE (no O_EXCL) never linked yet */
 	bool has_xattrs;		/* false: it has none (getxattr answers without SQLite) */
 	int fd;				/* backing file while nopen > 0 or busy, else -1 */
 	bool rsv_loaded;		/* rsv reflects the backing file */
@@ -370,6 +371,11 @@ bool fs_io_req_kill(void);
 void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);
 void fs_ops_file_init(struct fuse_lowlevel_ops *ops);
 void fs_ops_attr_init(struct fuse_lowlevel_ops *ops);
+/* O_TMPFILE (FUSE_TMPFILE, which io.c answers: libfuse 3.14 has no operation
+ * for it): a regular file in no directory, open, linkable unless @flags has
+ * O_EXCL.  *e has its entry (one lookup reference), *fh the open handle. */
+int fs_dir_tmpfile(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, mode_t mode,
+		   int flags, struct fuse_entry_param *e, uint64_t *fh);
 int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out);	/* -ENODATA if not ours */
 int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char *val, size_t len);
 

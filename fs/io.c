@@ -10,7 +10,10 @@
  *
  * Nor does libfuse 3.14 know FUSE_STATX (kernel 6.6, protocol 7.39), the one
  * request that carries a birth time: we answer it here, from the inode in
- * memory, and libfuse never sees it.  `stat` then shows the btime we keep. */
+ * memory, and libfuse never sees it.  `stat` then shows the btime we keep.
+ * Nor FUSE_TMPFILE (kernel 6.1, protocol 7.37), which libfuse would answer
+ * ENOSYS, making every O_TMPFILE open EOPNOTSUPP: answered here too, the
+ * work done by fs_dir_tmpfile. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -88,13 +91,37 @@ static void io_sx_time(const struct timespec *ts, struct io_sx_time *t)
 	t->tv_nsec = ts->tv_nsec;
 }
 
+static uint64_t io_timeout_nsec(double t)
+{
+	return (uint64_t)((t - (uint64_t)t) * 1e9);
+}
+
+/* Sends a reply of @n parts after the header; false if the kernel no longer
+ * waits for it (interrupted, or the connection aborted). */
+static bool io_reply(int fd, const struct fuse_in_header *h, int error, struct iovec *parts, int n)
+{
+	struct fuse_out_header oh = { .unique = h->unique, .error = error };
+	struct iovec iov[3] = { { &oh, sizeof(oh) } };
+
+	g_assert(n < 3);
+	oh.len = sizeof(oh);
+	for (int i = 0; i < n; i++) {
+		iov[1 + i] = parts[i];
+		oh.len += parts[i].iov_len;
+	}
+	if (writev(fd, iov, 1 + n) < 0) {
+		g_debug("reply to opcode %u: %s", h->opcode, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 /* Answers a FUSE_STATX request on @fd: what GETATTR says, plus btime (and
  * the chattr flags as stx_attributes, which today's kernels drop). */
 static void io_statx(int fd, const struct fuse_in_header *h)
 {
-	struct fuse_out_header oh = { .unique = h->unique };
 	struct io_statx_out out;
-	struct iovec iov[2] = { { &oh, sizeof(oh) }, { &out, sizeof(out) } };
+	struct iovec part = { &out, sizeof(out) };
 	struct fs_inode *in;
 	struct stat st;
 	struct timespec btime;
@@ -127,15 +154,57 @@ static void io_statx(int fd, const struct fuse_in_header *h)
 		io_sx_time(&st.st_ctim, &out.stat.ctime);
 		out.stat.rdev_major = major(st.st_rdev);
 		out.stat.rdev_minor = minor(st.st_rdev);
-		oh.len = sizeof(oh) + sizeof(out);
-	} else {
-		oh.error = res;
-		oh.len = sizeof(oh);
 	}
 	/* a failed reply means the request is gone (interrupted, or the
-	 * connection aborted): nothing to do about it */
-	if (writev(fd, iov, res == 0 ? 2 : 1) < 0)
-		g_debug("statx reply: %s", strerror(errno));
+	 * connection aborted): nothing to undo */
+	io_reply(fd, h, res, &part, res == 0 ? 1 : 0);
+}
+
+/* Answers FUSE_TMPFILE: a FUSE_CREATE without a name (the kernel sends
+ * "/"), answered as one, with an entry and an open file. */
+static void io_tmpfile(int fd, const struct fuse_in_header *h, const struct fuse_create_in *arg)
+{
+	struct fuse_ctx ctx = { .uid = h->uid, .gid = h->gid, .pid = h->pid, .umask = arg->umask };
+	struct fuse_entry_param e;
+	struct fuse_entry_out eo;
+	struct fuse_open_out oo;
+	struct iovec parts[2] = { { &eo, sizeof(eo) }, { &oo, sizeof(oo) } };
+	uint64_t fh;
+	int res = fs_dir_tmpfile(io_fs, &ctx, h->nodeid, arg->mode, arg->flags, &e, &fh);
+
+	if (res < 0) {
+		io_reply(fd, h, res, NULL, 0);
+		return;
+	}
+	memset(&eo, 0, sizeof(eo));
+	memset(&oo, 0, sizeof(oo));
+	eo.nodeid = e.ino;
+	eo.generation = e.generation;
+	eo.entry_valid = (uint64_t)e.entry_timeout;
+	eo.entry_valid_nsec = io_timeout_nsec(e.entry_timeout);
+	eo.attr_valid = (uint64_t)e.attr_timeout;
+	eo.attr_valid_nsec = io_timeout_nsec(e.attr_timeout);
+	eo.attr.ino = e.attr.st_ino;
+	eo.attr.mode = e.attr.st_mode;
+	eo.attr.nlink = e.attr.st_nlink;
+	eo.attr.uid = e.attr.st_uid;
+	eo.attr.gid = e.attr.st_gid;
+	eo.attr.size = e.attr.st_size;
+	eo.attr.blocks = e.attr.st_blocks;
+	eo.attr.blksize = e.attr.st_blksize;
+	eo.attr.atime = e.attr.st_atim.tv_sec;
+	eo.attr.atimensec = e.attr.st_atim.tv_nsec;
+	eo.attr.mtime = e.attr.st_mtim.tv_sec;
+	eo.attr.mtimensec = e.attr.st_mtim.tv_nsec;
+	eo.attr.ctime = e.attr.st_ctim.tv_sec;
+	eo.attr.ctimensec = e.attr.st_ctim.tv_nsec;
+	oo.fh = fh;
+	oo.open_flags = FOPEN_KEEP_CACHE;	/* as every open (ops_file.c) */
+	if (!io_reply(fd, h, 0, parts, 2)) {
+		/* the kernel holds neither the open nor the entry */
+		fs_inode_release(io_fs, (struct fs_inode *)(uintptr_t)fh);
+		fs_inode_forget(io_fs, e.ino, 1);
+	}
 }
 
 /* Notes what the handler needs from the raw request (see the top). */
@@ -173,9 +242,15 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	const struct fuse_in_header *h = buf;
 
 	/* answered here; the next request is libfuse's */
-	while (n >= (ssize_t)(sizeof(*h) + sizeof(struct io_statx_in)) &&
-	       h->opcode == IO_FUSE_STATX) {
-		io_statx(fd, h);
+	for (;;) {
+		if (n >= (ssize_t)(sizeof(*h) + sizeof(struct io_statx_in)) &&
+		    h->opcode == IO_FUSE_STATX)
+			io_statx(fd, h);
+		else if (n >= (ssize_t)(sizeof(*h) + sizeof(struct fuse_create_in)) &&
+			 h->opcode == FUSE_TMPFILE)
+			io_tmpfile(fd, h, (const struct fuse_create_in *)(h + 1));
+		else
+			break;
 		n = read(fd, buf, len);
 	}
 	return io_classify(buf, n);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/statfs.h>
@@ -802,6 +803,20 @@ static int mount_set_super_u64(struct fs *fs, const char *key, uint64_t v)
 	return fs_meta_set_super(fs, key, buf);
 }
 
+/* The daemon holds a backing file descriptor per open file: the soft limit
+ * on descriptors (often 1,024) goes up to the hard one, which the caller's
+ * session set for it. */
+static void mount_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			g_warning("cannot raise the open files limit: %s", strerror(errno));
+	}
+}
+
 /* Into the background, as fuse_daemonize() does, except that the parent
  * stays until the child reports (mount_ready) and exits with its status:
  * `reservefs STORE MNT` succeeds only when the mount is up and serving, and
@@ -1226,6 +1241,7 @@ int fs_main_mount(int argc, char *argv[])
 	}
 	if (!a.o.foreground)
 		openlog("reservefs", LOG_PID, LOG_DAEMON);
+	mount_raise_nofile();
 	if ((res = fs_meta_open(fs, false)) < 0) {
 		g_critical("%s: cannot reopen meta.db: %s", a.store, strerror(-res));
 		goto out_unmount;

@@ -149,6 +149,8 @@ struct dir_new {
 	dev_t rdev;
 	const char *link;	/* symlinks */
 	fuse_ino_t link_ino;	/* hard links: the existing inode */
+	bool tmpfile;		/* O_TMPFILE: no name, link count 0 */
+	bool linkable;		/* O_TMPFILE without O_EXCL: may be linked */
 };
 
 /* A directory whose entries changed in this transaction (lock held, its
@@ -163,12 +165,13 @@ static int dir_save(struct fs *fs, struct fs_inode *dir, uint32_t nlink_before)
 	return 0;
 }
 
-/* Creates @name in @parent.  The new inode is in the table with nref 1 and
- * its entry in *e; the caller replies and adds the lookup count. */
-static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
-			 const struct dir_new *nw, struct fs_inode **out)
+/* Creates @name in @parent (with nw->tmpfile: no name; the inode starts as
+ * an orphan, freed at its last close unless linked first).  The new inode
+ * is in the table with nref 1; the caller replies and adds the lookup
+ * count. */
+static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent,
+			 const char *name, const struct dir_new *nw, struct fs_inode **out)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_inode *dir, *in;
 	bool charged = false, backing = false;
 	fuse_ino_t old;
@@ -176,7 +179,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 
 	if (fs->ro)
 		return -EROFS;
-	if ((res = dir_check_name(name)) < 0)
+	if (!nw->tmpfile && (res = dir_check_name(name)) < 0)
 		return res;
 	if ((res = fs_inode_get(fs, parent, &dir)) < 0)
 		return res;
@@ -206,7 +209,8 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		if (S_ISDIR(in->mode))
 			in->mode |= S_ISGID;
 	}
-	in->nlink = S_ISDIR(in->mode) ? 2 : 1;
+	in->nlink = nw->tmpfile ? 0 : S_ISDIR(in->mode) ? 2 : 1;
+	in->linkable = nw->linkable;
 	in->atime = in->mtime = in->ctime = in->btime = fs_now();
 	in->parent = S_ISDIR(in->mode) ? parent : 0;
 	in->gen = fs->generation;
@@ -215,7 +219,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 
 	if ((res = fs_meta_begin(fs)) < 0)
 		goto out_unlock;
-	res = fs_meta_lookup(fs, parent, name, &old);
+	res = nw->tmpfile ? -ENOENT : fs_meta_lookup(fs, parent, name, &old);
 	if (res == 0)
 		res = -EEXIST;
 	else if (res == -ENOENT)
@@ -229,7 +233,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	if (res == 0 && dir->has_xattrs)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
 	in->has_xattrs = dir->has_xattrs;	/* default ACLs are inherited */
-	if (res == 0)
+	if (res == 0 && !nw->tmpfile)
 		res = fs_meta_link(fs, parent, name, in->ino, true);
 	if (res == 0 && S_ISREG(in->mode)) {
 		/* kept: CREATE opens it next */
@@ -241,7 +245,7 @@ static int dir_do_create(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 			backing = true;
 		}
 	}
-	if (res == 0) {
+	if (res == 0 && !nw->tmpfile) {
 		uint32_t nlink = dir->nlink;
 
 		dir->mtime = dir->ctime = in->ctime;
@@ -289,7 +293,7 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	struct dir_new nw = { .mode = S_IFDIR | (mode & 07777) };
 	struct fs_inode *in = NULL;
-	int res = dir_do_create(FS(req), req, parent, name, &nw, &in);
+	int res = dir_do_create(FS(req), fuse_req_ctx(req), parent, name, &nw, &in);
 
 	dir_reply_new(req, res, in);
 }
@@ -303,7 +307,7 @@ static void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 
 	switch (mode & S_IFMT) {
 	case S_IFREG: case S_IFIFO: case S_IFSOCK: case S_IFCHR: case S_IFBLK:
-		res = dir_do_create(FS(req), req, parent, name, &nw, &in);
+		res = dir_do_create(FS(req), fuse_req_ctx(req), parent, name, &nw, &in);
 		break;
 	default:
 		res = -EINVAL;
@@ -316,7 +320,7 @@ static void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, c
 	struct dir_new nw = { .mode = S_IFLNK | 0777, .link = link };
 	struct fs_inode *in = NULL;
 	int res = strlen(link) >= 4096 ? -ENAMETOOLONG :
-		  dir_do_create(FS(req), req, parent, name, &nw, &in);
+		  dir_do_create(FS(req), fuse_req_ctx(req), parent, name, &nw, &in);
 
 	dir_reply_new(req, res, in);
 }
@@ -328,7 +332,7 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	struct dir_new nw = { .mode = S_IFREG | (mode & 07777) };
 	struct fuse_entry_param e;
 	struct fs_inode *in = NULL;
-	int res = dir_do_create(fs, req, parent, name, &nw, &in);
+	int res = dir_do_create(fs, fuse_req_ctx(req), parent, name, &nw, &in);
 
 	if (res == 0 && (res = fs_inode_open(fs, in)) < 0)
 		fs_inode_put(fs, in);	/* created, not opened: the kernel looks it up */
@@ -346,6 +350,24 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 		fs_inode_release(fs, in);
 		fs_inode_forget(fs, e.ino, 1);
 	}
+}
+
+int fs_dir_tmpfile(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, mode_t mode,
+		   int flags, struct fuse_entry_param *e, uint64_t *fh)
+{
+	struct dir_new nw = { .mode = S_IFREG | (mode & 07777), .tmpfile = true,
+			      .linkable = !(flags & O_EXCL) };
+	struct fs_inode *in = NULL;
+	int res = dir_do_create(fs, ctx, parent, NULL, &nw, &in);
+
+	if (res == 0 && (res = fs_inode_open(fs, in)) < 0)
+		fs_inode_put(fs, in);	/* evicted at once: an orphan nobody holds */
+	if (res < 0)
+		return res;
+	dir_take_entry(fs, in, e);
+	*fh = (uintptr_t)in;
+	fs_inode_put(fs, in);	/* nopen keeps it */
+	return 0;
 }
 
 static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, const char *newname,
@@ -366,8 +388,8 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 	dir_lock_many(v, 2, true);
 	if (S_ISDIR(v[0]->mode))
 		res = -EPERM;
-	else if (v[0]->nlink == 0)
-		res = -ENOENT;
+	else if (v[0]->nlink == 0 && !v[0]->linkable)
+		res = -ENOENT;	/* the VFS allows only an O_TMPFILE's first link */
 	else if (v[0]->nlink >= 65000)
 		res = -EMLINK;
 	else if (v[1]->nlink == 0)
@@ -392,6 +414,8 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 			fs_meta_load_inode(fs, v[0]->ino, v[0]);
 			fs_meta_load_inode(fs, v[1]->ino, v[1]);
 			g_mutex_unlock(&fs->db_lock);
+		} else {
+			v[0]->linkable = false;
 		}
 	}
 	dir_lock_many(v, 2, false);

@@ -23,6 +23,14 @@ void fs_backing_name(fuse_ino_t ino, char *buf, size_t len)
 	snprintf(buf, len, "%02x/%" PRIx64, (unsigned)(ino & 0xff), (uint64_t)ino);
 }
 
+/* errno of a failed open of a backing file: the daemon holds one per open
+ * file, and its running out of descriptors (EMFILE) is, for the caller, the
+ * system's table being full (ENFILE), not its own. */
+static int backing_errno(void)
+{
+	return errno == EMFILE ? -ENFILE : -errno;
+}
+
 int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags)
 {
 	char name[64];
@@ -31,7 +39,7 @@ int fs_backing_open(struct fs *fs, fuse_ino_t ino, int flags)
 	fs_backing_name(ino, name, sizeof(name));
 	fd = openat(fs->data_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return -errno;
+		return backing_errno();
 	return fd;
 }
 
@@ -146,7 +154,7 @@ int fs_backing_create(struct fs *fs, fuse_ino_t ino)
 		}
 		fd = openat(fs->data_fd, to, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0) {
-			fd = -errno;
+			fd = backing_errno();
 			unlinkat(fs->data_fd, to, 0);
 		}
 		return fd;

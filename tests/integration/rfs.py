@@ -459,6 +459,17 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), old)
 
 
+AT_EMPTY_PATH = 0x1000
+
+
+def link_fd(fd, new):
+    """linkat(fd, "", AT_FDCWD, new, AT_EMPTY_PATH): gives an open file
+    (an O_TMPFILE) a name."""
+    if libc.linkat(fd, b'', AT_FDCWD, os.fsencode(new), AT_EMPTY_PATH) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), new)
+
+
 def wait_until(cond, timeout=10, step=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -951,3 +951,165 @@ def test_birth_time_via_statx(fsf):
     assert stat_birth(m.mnt)[0] is not None
     r = rfs.run(['stat', '-c', '%W', m.path('d', 'nothere')])
     assert r.returncode != 0 and 'No such file' in r.stderr
+
+
+# ---- O_TMPFILE (answered in fs/io.c: libfuse 3.14 has no tmpfile operation) ----
+
+def test_o_tmpfile(fsf, mode):
+    m = fsf.new(size='4M', reserve=mode)
+    os.mkdir(m.path('d'))
+    os.chown(m.path('d'), 0, 4242)
+    os.chmod(m.path('d'), 0o2777)
+    free0, files0 = m.statvfs().f_bfree, m.statvfs().f_ffree
+    old_umask = os.umask(0o027)
+    try:
+        fd = os.open(m.path('d'), os.O_TMPFILE | os.O_RDWR, 0o666)
+    finally:
+        os.umask(old_umask)
+    try:
+        st = os.fstat(fd)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640
+        assert st.st_nlink == 0 and st.st_gid == 4242     # setgid directory's group
+        assert os.listdir(m.path('d')) == []
+        data = rfs.pattern(1, 0, 100_000)
+        os.write(fd, data)
+        assert m.statvfs().f_ffree == files0 - 1
+        assert m.statvfs().f_bfree == free0 - 25          # 100,000 bytes: 25 pages
+        # it fills the disk like any file: a short write, then ENOSPC
+        n = os.pwrite(fd, b'x' * (5 << 20), len(data))
+        assert 0 < n < 5 << 20 and m.statvfs().f_bfree == 0
+        assert errno_of(os.pwrite, fd, b'x' * 8192, len(data) + n) == errno.ENOSPC
+        os.ftruncate(fd, len(data))
+        assert m.statvfs().f_bfree == free0 - 25
+        assert os.pread(fd, 200_000, 0) == data
+        rfs.link_fd(fd, m.path('d', 'named'))
+        assert os.fstat(fd).st_nlink == 1
+        assert os.listdir(m.path('d')) == ['named']
+        rfs.link_fd(fd, m.path('second'))                 # a second link: a plain link
+        assert os.fstat(fd).st_nlink == 2
+        os.write(fd, b'tail')
+    finally:
+        os.close(fd)
+    m.remount()
+    assert read_file(m.path('d', 'named')) == data + b'tail'
+    assert os.stat(m.path('second')).st_nlink == 2
+
+    # never linked: gone at the last close, its space and inode back
+    free1, files1 = m.statvfs().f_bfree, m.statvfs().f_ffree
+    fd = os.open(m.mnt, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b'y' * 65536)
+    fd2 = os.open('/proc/self/fd/%d' % fd, os.O_RDONLY)   # a second open of it
+    os.close(fd)
+    assert os.read(fd2, 10) == b'y' * 10
+    assert m.statvfs().f_bfree == free1 - 16
+    os.close(fd2)
+    # (the kernel sends RELEASE after close() returns)
+    assert rfs.wait_until(lambda: m.statvfs().f_bfree == free1)
+    assert m.statvfs().f_ffree == files1
+
+    # O_EXCL: never linkable, as on ext4
+    fd = os.open(m.mnt, os.O_TMPFILE | os.O_RDWR | os.O_EXCL, 0o600)
+    try:
+        assert errno_of(rfs.link_fd, fd, m.path('x')) == errno.ENOENT
+    finally:
+        os.close(fd)
+    # a file, not a directory, is no place for one
+    assert errno_of(os.open, m.path('second'), os.O_TMPFILE | os.O_RDWR) == errno.ENOTDIR
+    assert sorted(os.listdir(m.mnt)) == ['d', 'second']
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0 and 'clean' in p.stdout, p.stdout + p.stderr
+
+
+def test_o_tmpfile_mmap_and_sigkill(fsf):
+    """A tmpfile written through a shared mapping, linked and fsynced,
+    survives a SIGKILL of the daemon; one still unnamed at the kill is freed
+    by the recovery."""
+    import mmap
+    m = fsf.new(size='4M')
+    free0 = m.free_pages()
+    fd = os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o644)
+    os.ftruncate(fd, 8192)
+    mp = mmap.mmap(fd, 8192)
+    mp[:] = rfs.pattern(2, 0, 8192)
+    mp.flush()
+    mp.close()
+    rfs.link_fd(fd, m.path('kept'))
+    os.fsync(fd)
+    os.close(fd)
+    lost = os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o644)
+    os.write(lost, b'z' * 40960)
+    assert m.free_pages() == free0 - 2 - 10
+    m.kill()
+    os.close(lost)
+    m.umount_dead()
+    m.mount()
+    assert read_file(m.path('kept')) == rfs.pattern(2, 0, 8192)
+    assert os.listdir(m.mnt) == ['kept']
+    assert m.free_pages() == free0 - 2
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0 and 'clean' in p.stdout, p.stdout + p.stderr
+
+
+def test_open_files_limit(fsf):
+    """The daemon holds a backing descriptor per open file.  It raises its
+    soft limit to the hard one at start (a shell's 1,024 would cap every
+    user of the mount at that); past the hard limit an open or create gets
+    ENFILE, as when the system's file table is full, never EMFILE (the
+    caller has room), and a refused create leaves no file behind."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    m = fsf.new(size='64M', do_mount=False)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        m.mount()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert resource.prlimit(m.pid, resource.RLIMIT_NOFILE) == (hard, hard)
+    fds = []
+    try:
+        for i in range(1000):
+            fds.append(os.open(m.path('f%d' % i), os.O_CREAT | os.O_RDWR, 0o600))
+        os.write(fds[-1], b'last')
+    finally:
+        for fd in fds:
+            os.close(fd)
+    fds = []
+    # now a daemon with a hard limit of 200 (lowering needs no privilege)
+    resource.prlimit(m.pid, resource.RLIMIT_NOFILE, (200, 200))
+    names = set(os.listdir(m.mnt))
+    try:
+        err = None
+        for i in range(400):
+            try:
+                fds.append(os.open(m.path('f%d' % i), os.O_RDWR))
+            except OSError as e:
+                err = e.errno
+                break
+        assert err == errno.ENFILE and 100 < len(fds) < 200
+        # creates take a spare backing file, kept open, until none is left
+        created = []
+        for i in range(200):
+            try:
+                fds.append(os.open(m.path('n%d' % i), os.O_CREAT | os.O_RDWR, 0o600))
+                created.append('n%d' % i)
+            except OSError as e:
+                err = e.errno
+                break
+        assert err == errno.ENFILE and len(created) < 200
+        assert set(os.listdir(m.mnt)) == names | set(created)
+        try:
+            fds.append(os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o600))
+        except OSError as e:
+            err = e.errno
+        assert err == errno.ENFILE
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # descriptors back: it opens and creates again
+    assert rfs.wait_until(lambda: errno_of(write_file, m.path('new'), b'x') == 0)
+    assert read_file(m.path('f999')) == b'last'
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0 and 'clean' in p.stdout, p.stdout + p.stderr
