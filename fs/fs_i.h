@@ -258,19 +258,6 @@ struct fs_inode *fs_inode_ref(struct fs *fs, struct fs_inode *in);
 void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *in);
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
 void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count);
-/* What a metadata transaction may change in an inode's memory, saved before
- * it and put back if it fails (in->lock held).  Reloading the row instead
- * brought back times, size and reservation older than memory's: a failed
- * rename of a file written since its last store showed its old size. */
-struct fs_inode_undo {
-	mode_t mode;
-	uint32_t nlink;
-	int64_t mtime, ctime;
-	fuse_ino_t parent;
-	bool attr_dirty, row_gone, linkable, has_xattrs;
-};
-void fs_inode_undo_save(const struct fs_inode *in, struct fs_inode_undo *u);
-void fs_inode_undo(struct fs_inode *in, const struct fs_inode_undo *u);
 int fs_inode_open(struct fs *fs, struct fs_inode *in);	/* nopen++, backing fd */
 void fs_inode_release(struct fs *fs, struct fs_inode *in);
 void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st);

@@ -207,32 +207,6 @@ void fs_inode_insert(struct fs *fs, struct fs_inode *in)
 	g_mutex_unlock(&fs->itable_lock);
 }
 
-void fs_inode_undo_save(const struct fs_inode *in, struct fs_inode_undo *u)
-{
-	u->mode = in->mode;
-	u->nlink = in->nlink;
-	u->mtime = in->mtime;
-	u->ctime = in->ctime;
-	u->parent = in->parent;
-	u->attr_dirty = in->attr_dirty;
-	u->row_gone = in->row_gone;
-	u->linkable = in->linkable;
-	u->has_xattrs = in->has_xattrs;
-}
-
-void fs_inode_undo(struct fs_inode *in, const struct fs_inode_undo *u)
-{
-	in->mode = u->mode;
-	in->nlink = u->nlink;
-	in->mtime = u->mtime;
-	in->ctime = u->ctime;
-	in->parent = u->parent;
-	in->attr_dirty = u->attr_dirty;
-	in->row_gone = u->row_gone;
-	in->linkable = u->linkable;
-	in->has_xattrs = u->has_xattrs;
-}
-
 void fs_inode_maybe_free_data(struct fs *fs, struct fs_inode *in)
 {
 	bool unused;

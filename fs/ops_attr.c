@@ -244,9 +244,6 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 		goto out;
 	}
 	if ((res = fs_meta_begin(fs)) == 0) {
-		struct fs_inode_undo u;
-
-		fs_inode_undo_save(in, &u);
 		if (strcmp(name, FS_ACL_ACCESS) == 0) {
 			/* the mode follows the ACL; an ACL that says no more than
 			 * the mode is not kept (as kernel filesystems do) */
@@ -274,8 +271,11 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 			res = fs_meta_store_inode(fs, in);
 		}
 		res = fs_meta_commit(fs, res);
-		if (res < 0)
-			fs_inode_undo(in, &u);
+		if (res < 0) {
+			g_mutex_lock(&fs->db_lock);
+			fs_meta_load_inode(fs, ino, in);
+			g_mutex_unlock(&fs->db_lock);
+		}
 	}
 out:
 	g_mutex_unlock(&in->lock);

@@ -397,10 +397,6 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 	else if (fs_pinned(v[0]) || fs_immutable(v[1]))
 		res = -EPERM;
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
-		struct fs_inode_undo u[2];
-
-		fs_inode_undo_save(v[0], &u[0]);
-		fs_inode_undo_save(v[1], &u[1]);
 		res = fs_meta_lookup(fs, newparent, newname, &old);
 		res = res == 0 ? -EEXIST : res == -ENOENT ? 0 : res;
 		if (res == 0)
@@ -414,8 +410,10 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 			res = dir_save(fs, v[1], v[1]->nlink);
 		res = fs_meta_commit(fs, res);
 		if (res < 0) {
-			fs_inode_undo(v[0], &u[0]);
-			fs_inode_undo(v[1], &u[1]);
+			g_mutex_lock(&fs->db_lock);
+			fs_meta_load_inode(fs, v[0]->ino, v[0]);
+			fs_meta_load_inode(fs, v[1]->ino, v[1]);
+			g_mutex_unlock(&fs->db_lock);
 		} else {
 			v[0]->linkable = false;
 		}
@@ -493,10 +491,6 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 	else if (fs_pinned(v[0]) || fs_pinned(v[1]))
 		res = -EPERM;	/* may_delete(): append-only dir, pinned victim */
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
-		struct fs_inode_undo u[2];
-
-		fs_inode_undo_save(v[0], &u[0]);
-		fs_inode_undo_save(v[1], &u[1]);
 		res = fs_meta_lookup(fs, parent, name, &again);
 		if (res == 0 && again != ino)
 			res = -EAGAIN;	/* raced with a rename: the VFS prevents this */
@@ -519,8 +513,9 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		}
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
-			fs_inode_undo(v[0], &u[0]);
-			fs_inode_undo(v[1], &u[1]);
+			fs_meta_load_inode(fs, v[0]->ino, v[0]);
+			fs_meta_load_inode(fs, v[1]->ino, v[1]);
+			v[1]->row_gone = false;
 		}
 		g_mutex_unlock(&fs->db_lock);
 	}
@@ -667,11 +662,6 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	    (v[3] && (fs_pinned(v[3]) || fs_append_only(v[1]))))
 		res = -EPERM;
 	else if ((res = fs_meta_begin(fs)) == 0) {
-		struct fs_inode_undo u[4];
-
-		for (int i = 0; i < 4; i++)
-			if (v[i])
-				fs_inode_undo_save(v[i], &u[i]);
 		res = fs_meta_lookup(fs, parent, name, &check);
 		if (res == 0 && check != sino)
 			res = -EAGAIN;
@@ -690,8 +680,10 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		res = fs_meta_finish(fs, res);
 		if (res < 0) {
 			for (int i = 0; i < 4; i++)
-				if (v[i])
-					fs_inode_undo(v[i], &u[i]);
+				if (v[i]) {
+					fs_meta_load_inode(fs, v[i]->ino, v[i]);
+					v[i]->row_gone = false;
+				}
 		}
 		g_mutex_unlock(&fs->db_lock);
 	}

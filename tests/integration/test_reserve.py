@@ -732,63 +732,6 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
         assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_full_backing_disk_failed_namespace_ops_keep_memory(workdir):
-    """A rename, link, unlink or setxattr whose commit the full backing disk
-    refuses fails with ENOSPC and leaves the inodes as they were in memory.
-    They were reloaded from their rows, which are older than memory: a file
-    written since its row was last stored went back to its old size, was
-    stored so at unmount, and read back empty."""
-    with rfs.small_store(workdir, '8M', 'size=4M') as (store, mnt, small):
-        f = os.path.join(mnt, 'f')
-        try:
-            os.mkdir(os.path.join(mnt, 'd'))
-            with open(f, 'wb') as fh:
-                fh.write(b'a' * 10000)      # the size is in memory, not in the row
-            before = os.stat(f)
-            with open(os.path.join(small, 'filler'), 'wb') as fh:
-                try:
-                    while True:
-                        fh.write(b'z' * 65536)
-                        fh.flush()
-                except OSError:
-                    pass
-            fails = []
-            for op in (lambda: os.rename(f, os.path.join(mnt, 'd', 'g')),
-                       lambda: os.link(f, os.path.join(mnt, 'h')),
-                       lambda: os.setxattr(f, 'user.x', b'v' * 3000),
-                       lambda: os.unlink(f)):
-                for i in range(50):         # until SQLite needs a new page
-                    e = rfs.errno_of(op)
-                    if e:
-                        assert e == errno.ENOSPC
-                        fails.append(e)
-                        break
-                    # it went through: undo it for the next try
-                    if os.path.exists(os.path.join(mnt, 'd', 'g')):
-                        os.rename(os.path.join(mnt, 'd', 'g'), f)
-                    if os.path.exists(os.path.join(mnt, 'h')):
-                        os.unlink(os.path.join(mnt, 'h'))
-                    if not os.path.exists(f):
-                        break
-            assert len(fails) >= 3, 'the full disk refused too little: %r' % fails
-        finally:
-            # room again, so that the unmount stores what memory holds
-            os.unlink(os.path.join(small, 'filler'))
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
-            st = os.stat(f)
-            assert (st.st_size, st.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-            with open(f, 'rb') as fh:
-                assert fh.read() == b'a' * 10000
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        p = rfs.fsck(store)
-        assert p.returncode == 0, p.stdout + p.stderr
-
-
 # Holds a read lease on a backing file (argv[1]) until a line on stdin, then
 # one more second.  A process of its own: the writer it holds up may be
 # stuck in a page fault with the GIL held.
