@@ -201,6 +201,16 @@ int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name);
 /* counts for mount */
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
+/* ---- meta_vfs.c: the files beneath meta.db -------------------------- */
+/* The SQLite VFS meta.db is opened with (NULL: SQLite's default): the
+ * default one, except that a write that meets a full backing disk waits
+ * for the reaper to free the blocks of deleted files and is made again. */
+const char *fs_meta_vfs(struct fs *fs);
+void fs_meta_vfs_close(struct fs *fs);
+/* db_lock held: whether those writes may wait (default true).  An eviction,
+ * which holds itable_lock too, passes false, then true again. */
+void fs_meta_may_wait(struct fs *fs, bool may_wait);
+
 /* ---- store.c: store layout, mkfs, recovery ------------------------- */
 int fs_store_open(struct fs *fs, const char *store, bool ro, bool create);
 int fs_store_writable(const char *store, const char **what);

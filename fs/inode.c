@@ -294,7 +294,9 @@ static void inode_maybe_evict(struct fs *fs, struct fs_inode *in, fuse_ino_t ino
 	g_mutex_lock(&fs->itable_lock);
 	if (g_hash_table_lookup(fs->itable, &ino) == in &&
 	    in->nref == 0 && in->nlookup == 0 && in->nopen == 0) {
+		fs_meta_may_wait(fs, false);
 		inode_evict(fs, in);
+		fs_meta_may_wait(fs, true);
 		g_mutex_unlock(&fs->itable_lock);
 		g_mutex_unlock(&fs->db_lock);
 		fs_inode_free(in);
@@ -358,6 +360,7 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 	 * drop_caches the kernel forgets thousands at once, and each eviction
 	 * may store its times. */
 	g_mutex_lock(&fs->db_lock);
+	fs_meta_may_wait(fs, false);	/* itable_lock is held through the writes */
 	fs_meta_exec(fs, "BEGIN");
 	for (size_t i = 0; i < count; i++) {
 		struct fs_inode *in;
@@ -375,6 +378,7 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 		g_mutex_unlock(&fs->itable_lock);
 	}
 	fs_meta_exec(fs, "COMMIT");
+	fs_meta_may_wait(fs, true);
 	g_mutex_unlock(&fs->db_lock);
 	for (guint i = 0; i < gone->len; i++)
 		fs_inode_free(g_ptr_array_index(gone, i));

@@ -193,7 +193,8 @@ int fs_meta_open(struct fs *fs, bool create)
 		flags |= SQLITE_OPEN_CREATE;
 	if (uri)
 		flags |= SQLITE_OPEN_URI;
-	rc = sqlite3_open_v2(uri ? uri : path, &fs->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(uri ? uri : path, &fs->db, flags | SQLITE_OPEN_NOMUTEX,
+			     fs_meta_vfs(fs));
 	g_free(uri);
 	g_free(path);
 	if (rc != SQLITE_OK)
@@ -312,6 +313,7 @@ void fs_meta_close(struct fs *fs)
 		sqlite3_close(fs->db);
 		fs->db = NULL;
 	}
+	fs_meta_vfs_close(fs);
 }
 
 int fs_meta_begin(struct fs *fs)

@@ -811,3 +811,88 @@ def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
         assert rfs.wait_store_released(store)
         p = rfs.fsck(store)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+# One metadata operation each, on a store holding 'old' (a file) and 'dir'.
+METADATA_OPS = {
+    'create': lambda p: os.close(os.open(p('new'), os.O_WRONLY | os.O_CREAT, 0o644)),
+    'mkdir': lambda p: os.mkdir(p('dir/sub')),
+    'rename': lambda p: os.rename(p('old'), p('dir/moved')),
+    'unlink': lambda p: os.unlink(p('old')),
+    'setxattr': lambda p: os.setxattr(p('old'), 'user.k', b'v' * 3000),
+}
+
+
+def metadata_op_done(p, op):
+    """Whether METADATA_OPS[op] took effect (after a remount, too)."""
+    return {'create': lambda: os.path.exists(p('new')),
+            'mkdir': lambda: os.path.isdir(p('dir/sub')) and os.stat(p('dir')).st_nlink == 3,
+            'rename': lambda: not os.path.exists(p('old')) and os.path.exists(p('dir/moved')),
+            'unlink': lambda: not os.path.exists(p('old')),
+            'setxattr': lambda: os.getxattr(p('old'), 'user.k') == b'v' * 3000}[op]()
+
+
+@pytest.mark.parametrize('op', sorted(METADATA_OPS))
+def test_metadata_commit_waits_for_the_reaper(workdir, op):
+    """meta.db lives on the backing disk beside the data, so a commit there
+    meets the blocks of files deleted a moment ago as a reservation does:
+    with the backing disk full only of blocks the reaper has yet to free
+    (statfs on the mount shows plenty free), a create, mkdir, rename,
+    unlink or setxattr must wait for them, not fail (it failed with ENOSPC
+    when its commit could not grow meta.db's WAL).  The reaper is held up
+    by a lease on the deleted file's backing file, as above; the backing
+    disk is filled to its last block through the mount."""
+    import subprocess
+    import sys
+    import threading
+    with rfs.small_store(workdir, '12M', 'size=8M') as (store, mnt, small):
+        p = lambda n: os.path.join(mnt, n)
+        holder = None
+        try:
+            with open(p('old'), 'wb') as f:
+                f.write(b'old')
+            os.mkdir(p('dir'))
+            with open(p('f'), 'wb') as f:
+                f.write(b'f' * (7 * MiB))
+            ino = os.stat(p('f')).st_ino
+            holder = subprocess.Popen(
+                [sys.executable, '-c', LEASE_HOLDER,
+                 os.path.join(store, 'data', '%02x' % (ino & 0xff), '%x' % ino)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert holder.stdout.readline() == 'leased\n'
+            os.unlink(p('f'))
+            fd = os.open(p('fill'), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                st = os.statvfs(small)
+                os.write(fd, b'x' * (st.f_bavail * st.f_frsize))
+            finally:
+                os.close(fd)
+            assert os.statvfs(small).f_bavail == 0, 'backing disk not full'
+            assert os.statvfs(mnt).f_bavail * PAGE >= MiB, 'the mount shows no space'
+            result = []
+            t = threading.Thread(target=lambda: result.append(
+                rfs.errno_of(METADATA_OPS[op], p)))
+            t.start()
+            t.join(0.5)         # it fails at once, or waits for the reaper
+            waited = t.is_alive()
+            holder.stdin.write('go\n')
+            holder.stdin.flush()
+            t.join(60)
+            assert not t.is_alive()
+            assert result == [0], 'failed with %s' % errno.errorcode.get(result[0])
+            assert waited, 'it needed no space the reaper held: the test proves nothing'
+            assert metadata_op_done(p, op)
+        finally:
+            if holder:
+                holder.stdin.close()
+                holder.wait(timeout=60)
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            assert metadata_op_done(p, op)
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        r = rfs.fsck(store)
+        assert r.returncode == 0, r.stdout + r.stderr
