@@ -279,6 +279,25 @@ void fs_inode_touch(struct fs_inode *in, bool atime, bool mtime, bool ctime);
  * day old.  Takes in->lock only when an update is due. */
 void fs_inode_accessed(struct fs *fs, struct fs_inode *in);
 void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait);
+/* What a transaction changes in an inode before it commits: the fields of
+ * its row but the size (a setattr puts that back itself), and how the row
+ * stands.  A commit that fails puts them back as they were (in->lock held
+ * throughout).  Not by reading the row back: the size and times in memory
+ * are newer than the row's while attr_dirty is set, and a store inside a
+ * transaction that rolled back must not count as stored. */
+struct fs_inode_saved {
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint32_t nlink;
+	uint32_t flags;
+	int64_t atime, mtime, ctime;
+	fuse_ino_t parent;
+	uint64_t rsv_pages_db;
+	bool attr_dirty, row_gone, has_xattrs;
+};
+void fs_inode_save(const struct fs_inode *in, struct fs_inode_saved *s);
+void fs_inode_restore(struct fs_inode *in, const struct fs_inode_saved *s);
 /* fsync/fdatasync of a file, fsync of a directory: its data (files), its
  * times unless @datasync, then everything committed to SQLite so far. */
 int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);

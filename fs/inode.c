@@ -259,6 +259,40 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait)
 	rsv_inode_put(&fs->ledger);
 }
 
+void fs_inode_save(const struct fs_inode *in, struct fs_inode_saved *s)
+{
+	s->mode = in->mode;
+	s->uid = in->uid;
+	s->gid = in->gid;
+	s->nlink = in->nlink;
+	s->flags = in->flags;
+	s->atime = in->atime;
+	s->mtime = in->mtime;
+	s->ctime = in->ctime;
+	s->parent = in->parent;
+	s->rsv_pages_db = in->rsv_pages_db;
+	s->attr_dirty = in->attr_dirty;
+	s->row_gone = in->row_gone;
+	s->has_xattrs = in->has_xattrs;
+}
+
+void fs_inode_restore(struct fs_inode *in, const struct fs_inode_saved *s)
+{
+	in->mode = s->mode;
+	in->uid = s->uid;
+	in->gid = s->gid;
+	in->nlink = s->nlink;
+	in->flags = s->flags;
+	in->atime = s->atime;
+	in->mtime = s->mtime;
+	in->ctime = s->ctime;
+	in->parent = s->parent;
+	in->rsv_pages_db = s->rsv_pages_db;
+	in->attr_dirty = s->attr_dirty;
+	in->row_gone = s->row_gone;
+	in->has_xattrs = s->has_xattrs;
+}
+
 /* Called with itable_lock held when all counts are zero: take the inode out
  * of the table.  Its state reaches SQLite before anyone can load it again
  * (fs_inode_get inserts under db_lock, and we hold db_lock here). */

@@ -52,13 +52,8 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			   struct stat *attr, int to_set, struct stat *out)
 {
 	int64_t now = fs_now();
-	struct {
-		mode_t mode;
-		uid_t uid;
-		gid_t gid;
-		int64_t atime, mtime, ctime;
-		uint64_t size;
-	} saved;
+	struct fs_inode_saved saved;
+	uint64_t saved_size;
 	bool temp = false, grown = false, shrunk = false;
 	GArray *undo = NULL;
 	int fd = -1, res = 0;
@@ -70,13 +65,8 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		fs_inode_drain_copies(fs, in);
 	/* what a failed commit puts back (attributes; a grown size too), taken
 	 * after the drain, which may let others change them */
-	saved.mode = in->mode;
-	saved.uid = in->uid;
-	saved.gid = in->gid;
-	saved.atime = in->atime;
-	saved.mtime = in->mtime;
-	saved.ctime = in->ctime;
-	saved.size = in->size;
+	fs_inode_save(in, &saved);
+	saved_size = in->size;
 	/* as notify_change()/vfs_truncate() on a kernel filesystem */
 	if (fs_immutable(in) ||
 	    (fs_append_only(in) && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
@@ -104,8 +94,8 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		res = fs_data_truncate(fs, in, fd, attr->st_size, &undo);
 		if (res < 0)
 			goto out;
-		grown = in->size > saved.size;
-		shrunk = in->size < saved.size;
+		grown = in->size > saved_size;
+		shrunk = in->size < saved_size;
 		if (!(to_set & FUSE_SET_ATTR_MTIME))
 			in->mtime = now;
 		if (!(to_set & FUSE_SET_ATTR_MODE) && !fs->killpriv_v2)
@@ -150,16 +140,13 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	} else if (res < 0) {
 		/* nothing changed, as the caller is told: the size back, and
 		 * the pages the growth reserved (not those reserved before) */
-		if (grown && ftruncate(fd, saved.size) == 0) {
-			in->size = saved.size;
+		fs_inode_restore(in, &saved);
+		if (grown && ftruncate(fd, saved_size) == 0) {
+			in->size = saved_size;
 			fs_data_undo(fs, in, undo, 0);
+		} else if (grown) {
+			in->attr_dirty = true;	/* grown as its backing file is */
 		}
-		in->mode = saved.mode;
-		in->uid = saved.uid;
-		in->gid = saved.gid;
-		in->atime = saved.atime;
-		in->mtime = saved.mtime;
-		in->ctime = saved.ctime;
 	}
 out:
 	if (undo)
@@ -225,6 +212,7 @@ static bool xattr_is_ctl(fuse_ino_t ino, const char *name)
 static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
+	struct fs_inode_saved saved;
 	struct fs_inode *in;
 	int res;
 
@@ -243,6 +231,7 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 		res = -EACCES;
 		goto out;
 	}
+	fs_inode_save(in, &saved);
 	if ((res = fs_meta_begin(fs)) == 0) {
 		if (strcmp(name, FS_ACL_ACCESS) == 0) {
 			/* the mode follows the ACL; an ACL that says no more than
@@ -271,11 +260,8 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 			res = fs_meta_store_inode(fs, in);
 		}
 		res = fs_meta_commit(fs, res);
-		if (res < 0) {
-			g_mutex_lock(&fs->db_lock);
-			fs_meta_load_inode(fs, ino, in);
-			g_mutex_unlock(&fs->db_lock);
-		}
+		if (res < 0)
+			fs_inode_restore(in, &saved);
 	}
 out:
 	g_mutex_unlock(&in->lock);
@@ -385,6 +371,7 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 {
+	struct fs_inode_saved saved;
 	struct fs_inode *in;
 	int res;
 
@@ -395,6 +382,7 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res;
 	g_mutex_lock(&in->lock);
+	fs_inode_save(in, &saved);
 	if (fs_pinned(in))
 		res = -EPERM;
 	else if ((res = fs_meta_begin(fs)) == 0) {
@@ -404,6 +392,8 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 			res = fs_meta_store_inode(fs, in);
 		}
 		res = fs_meta_commit(fs, res);
+		if (res < 0)
+			fs_inode_restore(in, &saved);
 	}
 	g_mutex_unlock(&in->lock);
 	fs_inode_put(fs, in);
@@ -454,6 +444,7 @@ static int attr_from_xflags(uint32_t x, uint32_t *fl)
 static int attr_set_flags(struct fs *fs, struct fs_inode *in, uint32_t fl)
 {
 	const uint32_t known = FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL;
+	struct fs_inode_saved saved;
 	int res;
 
 	if (fl & ~known)
@@ -465,10 +456,13 @@ static int attr_set_flags(struct fs *fs, struct fs_inode *in, uint32_t fl)
 	 * and CAP_LINUX_IMMUTABLE for i and a.  We see a uid, not
 	 * capabilities: a check of ours refused a capable non-root caller. */
 	g_mutex_lock(&in->lock);
+	fs_inode_save(in, &saved);
 	in->flags = fl;
 	in->ctime = fs_now();
 	if ((res = fs_meta_begin(fs)) == 0)
 		res = fs_meta_commit(fs, fs_meta_store_inode(fs, in));
+	if (res < 0)
+		fs_inode_restore(in, &saved);
 	g_mutex_unlock(&in->lock);
 	/* the kernel does not refresh its attributes after an ioctl: ctime */
 	if (res == 0)

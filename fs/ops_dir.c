@@ -172,6 +172,7 @@ static int dir_save(struct fs *fs, struct fs_inode *dir, uint32_t nlink_before)
 static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent,
 			 const char *name, const struct dir_new *nw, struct fs_inode **out)
 {
+	struct fs_inode_saved dir_saved;
 	struct fs_inode *dir, *in;
 	bool charged = false, backing = false;
 	fuse_ino_t old;
@@ -217,6 +218,7 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 	in->size = nw->link ? strlen(nw->link) : 0;
 	in->rsv_loaded = true;
 
+	fs_inode_save(dir, &dir_saved);
 	if ((res = fs_meta_begin(fs)) < 0)
 		goto out_unlock;
 	res = nw->tmpfile ? -ENOENT : fs_meta_lookup(fs, parent, name, &old);
@@ -256,6 +258,8 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 	res = fs_meta_finish(fs, res);
 	if (res == 0)
 		fs_inode_insert(fs, in);
+	else
+		fs_inode_restore(dir, &dir_saved);
 	g_mutex_unlock(&fs->db_lock);
 	if (res < 0 && backing) {
 		close(in->fd);
@@ -374,6 +378,7 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 		       struct fs_inode **out)
 {
 	struct fs_inode *v[2] = { NULL, NULL };
+	struct fs_inode_saved saved[2];
 	fuse_ino_t old;
 	int res;
 
@@ -396,6 +401,8 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 		res = -ENOENT;
 	else if (fs_pinned(v[0]) || fs_immutable(v[1]))
 		res = -EPERM;
+	for (int i = 0; i < 2; i++)
+		fs_inode_save(v[i], &saved[i]);
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_lookup(fs, newparent, newname, &old);
 		res = res == 0 ? -EEXIST : res == -ENOENT ? 0 : res;
@@ -409,14 +416,11 @@ static int dir_do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent, cons
 		if (res == 0)
 			res = dir_save(fs, v[1], v[1]->nlink);
 		res = fs_meta_commit(fs, res);
-		if (res < 0) {
-			g_mutex_lock(&fs->db_lock);
-			fs_meta_load_inode(fs, v[0]->ino, v[0]);
-			fs_meta_load_inode(fs, v[1]->ino, v[1]);
-			g_mutex_unlock(&fs->db_lock);
-		} else {
+		if (res < 0)
+			for (int i = 0; i < 2; i++)
+				fs_inode_restore(v[i], &saved[i]);
+		else
 			v[0]->linkable = false;
-		}
 	}
 	dir_lock_many(v, 2, false);
 out:
@@ -469,6 +473,7 @@ static int dir_drop_link(struct fs *fs, struct fs_inode *in, int64_t now)
 static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, bool isdir)
 {
 	struct fs_inode *v[2] = { NULL, NULL };
+	struct fs_inode_saved saved[2];
 	fuse_ino_t ino, again;
 	int64_t now;
 	int res;
@@ -490,6 +495,8 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 		res = -EISDIR;
 	else if (fs_pinned(v[0]) || fs_pinned(v[1]))
 		res = -EPERM;	/* may_delete(): append-only dir, pinned victim */
+	for (int i = 0; i < 2; i++)
+		fs_inode_save(v[i], &saved[i]);
 	if (res == 0 && (res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_lookup(fs, parent, name, &again);
 		if (res == 0 && again != ino)
@@ -512,11 +519,9 @@ static int dir_do_remove(struct fs *fs, fuse_ino_t parent, const char *name, boo
 			res = dir_save(fs, v[0], nlink);
 		}
 		res = fs_meta_finish(fs, res);
-		if (res < 0) {
-			fs_meta_load_inode(fs, v[0]->ino, v[0]);
-			fs_meta_load_inode(fs, v[1]->ino, v[1]);
-			v[1]->row_gone = false;
-		}
+		if (res < 0)
+			for (int i = 0; i < 2; i++)
+				fs_inode_restore(v[i], &saved[i]);
 		g_mutex_unlock(&fs->db_lock);
 	}
 	dir_lock_many(v, 2, false);
@@ -624,6 +629,7 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 			 fuse_ino_t newparent, const char *newname, unsigned flags)
 {
 	struct fs_inode *v[4] = { NULL, NULL, NULL, NULL };	/* sp, dp, src, dst */
+	struct fs_inode_saved saved[4];
 	fuse_ino_t sino, dino, check;
 	bool whiteout = flags & RENAME_WHITEOUT, charged = false;
 	int res;
@@ -658,6 +664,9 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	    (res = fs_inode_get(fs, newparent, &v[1])) < 0)
 		goto out;
 	dir_lock_many(v, 4, true);
+	for (int i = 0; i < 4; i++)
+		if (v[i])
+			fs_inode_save(v[i], &saved[i]);
 	if (fs_pinned(v[0]) || fs_pinned(v[2]) || fs_immutable(v[1]) ||
 	    (v[3] && (fs_pinned(v[3]) || fs_append_only(v[1]))))
 		res = -EPERM;
@@ -678,13 +687,9 @@ static int dir_do_rename(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		if (res == 0 && whiteout)
 			res = dir_whiteout(fs, fuse_req_ctx(req), v[0], name);
 		res = fs_meta_finish(fs, res);
-		if (res < 0) {
-			for (int i = 0; i < 4; i++)
-				if (v[i]) {
-					fs_meta_load_inode(fs, v[i]->ino, v[i]);
-					v[i]->row_gone = false;
-				}
-		}
+		for (int i = 0; res < 0 && i < 4; i++)
+			if (v[i])
+				fs_inode_restore(v[i], &saved[i]);
 		g_mutex_unlock(&fs->db_lock);
 	}
 	dir_lock_many(v, 4, false);

@@ -118,7 +118,10 @@ static bool file_kill_suid(struct fs *fs, fuse_req_t req, struct fs_inode *in, b
 	in->mode = mode;
 	in->ctime = fs_now();
 	g_mutex_lock(&fs->db_lock);
-	fs_meta_store_inode(fs, in);
+	/* not stored (a full disk): the bits are gone all the same, and the
+	 * row follows with the next store */
+	if (fs_meta_store_inode(fs, in) < 0)
+		in->attr_dirty = true;
 	g_mutex_unlock(&fs->db_lock);
 	return true;
 }

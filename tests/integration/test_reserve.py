@@ -896,3 +896,72 @@ def test_metadata_commit_waits_for_the_reaper(workdir, op):
         assert rfs.wait_store_released(store)
         r = rfs.fsck(store)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_failed_metadata_commits_change_nothing(workdir):
+    """When meta.db cannot be written at all (a backing disk full of
+    something else: no reaper to wait for), mkdir, link, rename, unlink,
+    setxattr, removexattr, chmod and chattr fail with ENOSPC and leave every
+    inode as it was, in memory and in SQLite.  They once read the rows back
+    (a file's newer size and times live only in memory: after a remount it
+    had lost its data), or left a change in memory that SQLite did not take
+    (a parent's link count, chattr flags), or marked the row as stored by a
+    commit that rolled back."""
+    from test_namespace import _chattr
+    NODUMP = 0x40
+    with rfs.small_store(workdir, '8M', 'size=4M') as (store, mnt, small):
+        p = lambda n: os.path.join(mnt, n)
+        try:
+            data = pattern(3, 0, 10000)
+            os.mkdir(p('d'))
+            with open(p('f'), 'wb') as f:
+                f.write(b'old')
+            os.setxattr(p('f'), 'user.keep', b'1')
+            fd = os.open(p('f'), os.O_WRONLY)
+            try:
+                os.write(fd, data)      # the size only in memory (and the backing file)
+            finally:
+                os.close(fd)
+            with open(os.path.join(small, 'filler'), 'wb', buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b'z' * PAGE)
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+            failed = {}
+            for name, call in [('mkdir', lambda: os.mkdir(p('d/sub'))),
+                               ('link', lambda: os.link(p('f'), p('d/l'))),
+                               ('rename', lambda: os.rename(p('f'), p('d/g'))),
+                               ('unlink', lambda: os.unlink(p('f'))),
+                               ('setxattr', lambda: os.setxattr(p('f'), 'user.new', b'2')),
+                               ('removexattr', lambda: os.removexattr(p('f'), 'user.keep')),
+                               ('chmod', lambda: os.chmod(p('f'), 0o600)),
+                               ('chattr', lambda: _chattr(p('f'), NODUMP))]:
+                failed[name] = errno.errorcode.get(rfs.errno_of(call), 'done')
+            assert set(failed.values()) == {'ENOSPC'}, failed
+            # what the daemon holds in memory (the kernel does not cache these)
+            assert _chattr(p('f'), None) & NODUMP == 0
+            assert sorted(os.listxattr(p('f'))) == ['user.keep']
+            os.unlink(os.path.join(small, 'filler'))
+            # commits that store those inodes' rows again
+            os.mkdir(p('d/sub2'))
+            os.chmod(p('f'), 0o640)
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        r = rfs.fsck(store)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            assert sorted(os.listdir(mnt)) == ['d', 'f']
+            assert os.listdir(p('d')) == ['sub2']
+            assert os.stat(p('d')).st_nlink == 3
+            st = os.stat(p('f'))
+            assert (st.st_size, st.st_mode & 0o7777, st.st_nlink) == (len(data), 0o640, 1)
+            with open(p('f'), 'rb') as f:
+                assert f.read() == data
+            assert sorted(os.listxattr(p('f'))) == ['user.keep']
+            assert _chattr(p('f'), None) & NODUMP == 0
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
