@@ -115,7 +115,8 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 	const char *key = name + strlen(CTL_PREFIX);
 	char *s = g_strndup(val, len);
 	struct statvfs sv;
-	uint64_t n;
+	uint64_t n, was;
+	bool size;
 	int res;
 
 	g_strstrip(s);
@@ -136,12 +137,15 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 		res = -errno;
 		goto out;
 	}
-	if (strcmp(key, "size") == 0) {
+	size = strcmp(key, "size") == 0;
+	if (size) {
+		was = rsv_capacity_pages(&fs->ledger);
 		if ((res = rsv_parse_size(s, (uint64_t)sv.f_blocks * sv.f_frsize, &n)) < 0 ||
 		    (res = rsv_set_capacity(&fs->ledger, n)) < 0)
 			goto out;
 		key = "size_pages";
 	} else {
+		was = rsv_nr_inodes(&fs->ledger);
 		if ((res = rsv_parse_count(s, sv.f_files ? sv.f_files : 1 << 20, &n)) < 0 ||
 		    (res = rsv_set_nr_inodes(&fs->ledger, n)) < 0)
 			goto out;
@@ -154,6 +158,11 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 	g_mutex_unlock(&fs->db_lock);
 	if (res == 0)
 		res = fs_meta_sync(fs, NULL);
+	/* not kept: not in effect either (unless what was grown is in use by now) */
+	if (res < 0 && (size ? rsv_set_capacity(&fs->ledger, was) :
+			       rsv_set_nr_inodes(&fs->ledger, was)) < 0)
+		g_warning("a new %s limit could not be saved (%s) and stays in effect "
+			  "until unmount", size ? "size" : "nr_inodes", strerror(-res));
 out:
 	g_free(s);
 	return res;

@@ -936,11 +936,13 @@ def test_failed_metadata_commits_change_nothing(workdir):
                                ('setxattr', lambda: os.setxattr(p('f'), 'user.new', b'2')),
                                ('removexattr', lambda: os.removexattr(p('f'), 'user.keep')),
                                ('chmod', lambda: os.chmod(p('f'), 0o600)),
-                               ('chattr', lambda: _chattr(p('f'), NODUMP))]:
+                               ('chattr', lambda: _chattr(p('f'), NODUMP)),
+                               ('size=', lambda: os.setxattr(mnt, 'user.reservefs.size', b'2M'))]:
                 failed[name] = errno.errorcode.get(rfs.errno_of(call), 'done')
             assert set(failed.values()) == {'ENOSPC'}, failed
             # what the daemon holds in memory (the kernel does not cache these)
             assert _chattr(p('f'), None) & NODUMP == 0
+            assert os.statvfs(mnt).f_blocks == 1024     # the limit not kept is not in effect
             assert sorted(os.listxattr(p('f'))) == ['user.keep']
             os.unlink(os.path.join(small, 'filler'))
             # commits that store those inodes' rows again
