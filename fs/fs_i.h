@@ -310,7 +310,9 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
 struct fs_stamp {
 	int64_t atime, mtime, ctime;	/* ns since the epoch, as in the row */
 };
-void fs_inode_destroy_all(struct fs *fs);
+/* at unmount: every inode's row written (0), or -errno: the store is then
+ * not to be marked clean (the next mount re-derives sizes from the data) */
+int fs_inode_destroy_all(struct fs *fs);
 int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in);	/* in->lock held */
 /* A temporary backing fd for an inode with no open handle; in->lock held. */
 int fs_inode_fd(struct fs *fs, struct fs_inode *in, bool *temp);

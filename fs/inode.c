@@ -293,25 +293,44 @@ void fs_inode_restore(struct fs_inode *in, const struct fs_inode_saved *s)
 	in->has_xattrs = s->has_xattrs;
 }
 
-/* Called with itable_lock held when all counts are zero: take the inode out
- * of the table.  Its state reaches SQLite before anyone can load it again
- * (fs_inode_get inserts under db_lock, and we hold db_lock here). */
-static void inode_evict(struct fs *fs, struct fs_inode *in)
+/* Called with db_lock and itable_lock held when all counts are zero: what
+ * the inode's leaving memory must write (its row stored, or deleted for an
+ * unlinked one, whose data goes now).  0 or -errno.  The inode leaves the
+ * table (inode_evict) only once that write is in meta.db: when a full
+ * backing disk refuses it, memory still holds what the row lacks (a size,
+ * times), and an evicted inode would be loaded again from the older row.
+ * @batch: inside a transaction that may still fail: the inode keeps its
+ * flags (attr_dirty, row_gone), as if nothing had been written, until it
+ * leaves the table. */
+static int inode_evict_write(struct fs *fs, struct fs_inode *in, bool batch)
 {
+	int res = 0;
+
 	/* Taking in->lock last is safe here: with every count at zero no
 	 * other thread holds a reference, so none can hold or want the lock. */
-	g_hash_table_remove(fs->itable, &in->ino);
 	g_mutex_lock(&in->lock);
 	if (in->nlink == 0) {
 		/* db_lock and itable_lock held: no waiting for the reaper */
 		fs_inode_free_data(fs, in, false);
-		if (!fs->ro && !in->row_gone)
-			fs_meta_delete_inode(fs, in->ino);
-	} else {
-		if (in->attr_dirty && !fs->ro)
-			fs_meta_store_inode(fs, in);
-		inode_close_fd(fs, in);
+		if (!fs->ro && !in->row_gone && (res = fs_meta_delete_inode(fs, in->ino)) == 0)
+			in->row_gone = !batch;
+	} else if (in->attr_dirty && !fs->ro) {
+		res = fs_meta_store_inode(fs, in);
+		if (batch)
+			in->attr_dirty = true;
 	}
+	g_mutex_unlock(&in->lock);
+	return res;
+}
+
+/* Takes the inode out of the table once its write is in meta.db
+ * (itable_lock held).  Its state reached SQLite before anyone can load it
+ * again (fs_inode_get inserts under db_lock, and we hold db_lock here). */
+static void inode_evict(struct fs *fs, struct fs_inode *in)
+{
+	g_hash_table_remove(fs->itable, &in->ino);
+	g_mutex_lock(&in->lock);
+	inode_close_fd(fs, in);
 	g_mutex_unlock(&in->lock);
 }
 
@@ -323,18 +342,26 @@ static void inode_evict(struct fs *fs, struct fs_inode *in)
  * counts are its own. */
 static void inode_maybe_evict(struct fs *fs, struct fs_inode *in, fuse_ino_t ino)
 {
+	int res;
+
 	/* lock order: db_lock before itable_lock */
 	g_mutex_lock(&fs->db_lock);
 	g_mutex_lock(&fs->itable_lock);
 	if (g_hash_table_lookup(fs->itable, &ino) == in &&
 	    in->nref == 0 && in->nlookup == 0 && in->nopen == 0) {
 		fs_meta_may_wait(fs, false);
-		inode_evict(fs, in);
+		res = inode_evict_write(fs, in, false);
 		fs_meta_may_wait(fs, true);
-		g_mutex_unlock(&fs->itable_lock);
-		g_mutex_unlock(&fs->db_lock);
-		fs_inode_free(in);
-		return;
+		if (res < 0) {
+			g_warning("inode %" PRIu64 ": kept in memory, meta.db cannot take its row",
+				  (uint64_t)ino);
+		} else {
+			inode_evict(fs, in);
+			g_mutex_unlock(&fs->itable_lock);
+			g_mutex_unlock(&fs->db_lock);
+			fs_inode_free(in);
+			return;
+		}
 	}
 	g_mutex_unlock(&fs->itable_lock);
 	g_mutex_unlock(&fs->db_lock);
@@ -389,13 +416,17 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count)
 {
 	GPtrArray *gone = g_ptr_array_new();
+	GPtrArray *freed = g_ptr_array_new();
+	GHashTable *seen = g_hash_table_new(NULL, NULL);
+	int res;
 
 	/* One transaction for every inode these forgets evict: after a
 	 * drop_caches the kernel forgets thousands at once, and each eviction
-	 * may store its times. */
+	 * may store its times.  They leave the table only once it commits:
+	 * one that fails (a full backing disk) keeps them, rows unwritten. */
 	g_mutex_lock(&fs->db_lock);
 	fs_meta_may_wait(fs, false);	/* itable_lock is held through the writes */
-	fs_meta_exec(fs, "BEGIN");
+	res = fs_meta_exec(fs, "BEGIN");
 	for (size_t i = 0; i < count; i++) {
 		struct fs_inode *in;
 
@@ -404,25 +435,45 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 		if (in) {
 			g_assert(in->nlookup >= f[i].nlookup);
 			in->nlookup -= f[i].nlookup;
-			if (inode_unused(in)) {
-				inode_evict(fs, in);
+			/* unused twice in one batch (looked up again
+			 * between two of its forgets): written once */
+			if (res == 0 && inode_unused(in) && g_hash_table_add(seen, in)) {
+				res = inode_evict_write(fs, in, true);
 				g_ptr_array_add(gone, in);
 			}
 		}
 		g_mutex_unlock(&fs->itable_lock);
 	}
-	fs_meta_exec(fs, "COMMIT");
+	res = fs_meta_finish(fs, res);
 	fs_meta_may_wait(fs, true);
+	/* refused: they all stay, their flags untouched */
+	for (guint i = 0; res == 0 && i < gone->len; i++) {
+		struct fs_inode *in = g_ptr_array_index(gone, i);
+
+		/* else used again since (a lookup in the table needs no
+		 * db_lock): it stays, to be written again when it leaves */
+		g_mutex_lock(&fs->itable_lock);
+		if (inode_unused(in)) {
+			inode_evict(fs, in);
+			g_ptr_array_add(freed, in);
+		}
+		g_mutex_unlock(&fs->itable_lock);
+	}
+	if (res < 0 && gone->len)
+		g_warning("%u inodes kept in memory: meta.db cannot take their rows (%s)",
+			  gone->len, strerror(-res));
 	g_mutex_unlock(&fs->db_lock);
-	for (guint i = 0; i < gone->len; i++)
-		fs_inode_free(g_ptr_array_index(gone, i));
+	for (guint i = 0; i < freed->len; i++)
+		fs_inode_free(g_ptr_array_index(freed, i));
 	/* glibc keeps what the evicted inodes freed in its per-thread arenas:
 	 * after many evictions (drop_caches, memory pressure) hand it back */
-	if (__atomic_add_fetch(&fs->evicted, gone->len, __ATOMIC_RELAXED) >= INODE_TRIM_EVICTED) {
+	if (__atomic_add_fetch(&fs->evicted, freed->len, __ATOMIC_RELAXED) >= INODE_TRIM_EVICTED) {
 		__atomic_store_n(&fs->evicted, 0, __ATOMIC_RELAXED);
 		malloc_trim(0);
 	}
+	g_ptr_array_free(freed, TRUE);
 	g_ptr_array_free(gone, TRUE);
+	g_hash_table_destroy(seen);
 }
 
 int fs_inode_open(struct fs *fs, struct fs_inode *in)
@@ -510,25 +561,30 @@ int fs_inode_load_rsv(struct fs *fs, struct fs_inode *in)
 	return 0;
 }
 
-void fs_inode_destroy_all(struct fs *fs)
+int fs_inode_destroy_all(struct fs *fs)
 {
 	GList *all, *l;
+	int res;
 
 	g_mutex_lock(&fs->db_lock);
-	fs_meta_exec(fs, "BEGIN");
+	res = fs_meta_exec(fs, "BEGIN");
 	g_mutex_lock(&fs->itable_lock);
 	all = g_hash_table_get_values(fs->itable);
 	for (l = all; l; l = l->next) {
 		struct fs_inode *in = l->data;
+		int r;
 
 		in->nlookup = in->nopen = in->nref = 0;
+		if (res == 0 && (r = inode_evict_write(fs, in, true)) < 0)
+			res = r;
 		inode_evict(fs, in);
 		fs_inode_free(in);
 	}
 	g_list_free(all);
 	g_mutex_unlock(&fs->itable_lock);
-	fs_meta_exec(fs, "COMMIT");
+	res = fs_meta_finish(fs, res);
 	g_mutex_unlock(&fs->db_lock);
+	return res;
 }
 
 void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)

@@ -1304,12 +1304,17 @@ out_destroy:
 	se = NULL;
 	if (fs->db) {
 		cache_stop(fs->cache);	/* its thread pins inodes */
-		fs_inode_destroy_all(fs);
+		int rows = fs_inode_destroy_all(fs);
+
 		fs_backing_reaper_stop(fs);
+		if (rows < 0 && !fs->ro)
+			g_warning("%s: inode rows not written (%s): left to the next mount's "
+				  "recovery", fs->store, strerror(-rows));
 		if (!fs->ro) {
 			g_mutex_lock(&fs->db_lock);
 			fs_meta_save_next_id(fs);
-			fs_meta_set_super(fs, "clean", "1");
+			if (rows == 0)
+				fs_meta_set_super(fs, "clean", "1");
 			g_mutex_unlock(&fs->db_lock);
 			fs_meta_sync(fs, NULL);
 			fs_meta_exec(fs, "PRAGMA wal_checkpoint(TRUNCATE)");

@@ -732,6 +732,78 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
         assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_full_backing_disk_failed_ops_keep_unstored_size(workdir):
+    """Files written and closed hold their size in memory only (their rows
+    are stored when they leave memory or at unmount).  With the backing disk
+    full, a chown or utimensat refused with ENOSPC, and the eviction of such
+    inodes (drop_caches), lost that size: the failed transaction marked the
+    inode clean, or the failed forget batch freed it all the same, the
+    unmount stored nothing, and the file read back empty (sizes 0 after
+    drop_caches, still mounted).  test_failed_metadata_commits_change_nothing
+    has the other operations."""
+    n = 30
+    ops = ('chown', 'utime', 'evict')
+    with rfs.small_store(workdir, '8M', 'size=4M') as (store, mnt, small):
+        def f(op, i):
+            return os.path.join(mnt, op, 'f%d' % i)
+        fails = {}
+        try:
+            for op in ops:
+                os.mkdir(os.path.join(mnt, op))
+                for i in range(n):
+                    with open(f(op, i), 'wb'):
+                        pass
+                    os.setxattr(f(op, i), 'user.x', b'v')   # stores the row
+            # the unmount empties the WAL: the first commits past the
+            # filler below need new blocks
+            rfs.run(['fusermount3', '-u', mnt], timeout=30, check=True)
+            assert rfs.wait_store_released(store)
+            rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+            for op in ops:
+                for i in range(n):
+                    with open(f(op, i), 'r+b') as fh:
+                        fh.write(b'a' * 10000)              # the size in memory only
+            fd = os.open(os.path.join(small, 'filler'), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b'z' * 4096) > 0:
+                    pass
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+
+            do = {'chown': lambda p: os.chown(p, 1, 1),
+                  'utime': lambda p: os.utime(p, (1, 1))}
+            for op, fn in do.items():
+                for i in range(n):      # until SQLite needs a new page
+                    e = rfs.errno_of(fn, f(op, i))
+                    if e:
+                        assert e == errno.ENOSPC
+                        fails[op] = i
+                        break
+            assert len(fails) == 2, 'the full disk refused too little: %r' % fails
+            # the kernel forgets every unused inode: they cannot be stored
+            with open('/proc/sys/vm/drop_caches', 'w') as fh:
+                fh.write('2\n')
+            assert all(os.stat(f('evict', i)).st_size == 10000 for i in range(n))
+        finally:
+            os.unlink(os.path.join(small, 'filler'))
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        p = rfs.fsck(store)
+        assert p.returncode == 0, p.stdout + p.stderr
+        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
+        try:
+            bad = [(op, i) for op in ops for i in range(n)
+                   if os.stat(f(op, i)).st_size != 10000 or open(f(op, i), 'rb').read() != b'a' * 10000]
+            assert bad == []
+        finally:
+            rfs.run(['fusermount3', '-u', mnt], timeout=30)
+        assert rfs.wait_store_released(store)
+        p = rfs.fsck(store)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
 # Holds a read lease on a backing file (argv[1]) until a line on stdin, then
 # one more second.  A process of its own: the writer it holds up may be
 # stuck in a page fault with the GIL held.
