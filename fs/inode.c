@@ -417,7 +417,6 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 {
 	GPtrArray *gone = g_ptr_array_new();
 	GPtrArray *freed = g_ptr_array_new();
-	GHashTable *seen = g_hash_table_new(NULL, NULL);
 	int res;
 
 	/* One transaction for every inode these forgets evict: after a
@@ -435,10 +434,12 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 		if (in) {
 			g_assert(in->nlookup >= f[i].nlookup);
 			in->nlookup -= f[i].nlookup;
-			/* unused twice in one batch (looked up again
-			 * between two of its forgets): written once */
-			if (res == 0 && inode_unused(in) && g_hash_table_add(seen, in)) {
+			/* out of the table at once, as if evicted: no one
+			 * finds it (a lookup by number needs no db_lock) and
+			 * changes it before the commit; put back if that fails */
+			if (res == 0 && inode_unused(in)) {
 				res = inode_evict_write(fs, in, true);
+				g_hash_table_remove(fs->itable, &in->ino);
 				g_ptr_array_add(gone, in);
 			}
 		}
@@ -446,18 +447,21 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 	}
 	res = fs_meta_finish(fs, res);
 	fs_meta_may_wait(fs, true);
-	/* refused: they all stay, their flags untouched */
-	for (guint i = 0; res == 0 && i < gone->len; i++) {
+	for (guint i = 0; i < gone->len; i++) {
 		struct fs_inode *in = g_ptr_array_index(gone, i);
 
-		/* else used again since (a lookup in the table needs no
-		 * db_lock): it stays, to be written again when it leaves */
-		g_mutex_lock(&fs->itable_lock);
-		if (inode_unused(in)) {
-			inode_evict(fs, in);
+		if (res == 0) {
+			g_mutex_lock(&in->lock);	/* no one else can reach it */
+			inode_close_fd(fs, in);
+			g_mutex_unlock(&in->lock);
 			g_ptr_array_add(freed, in);
+		} else {
+			/* refused: back in the table, its flags untouched (no
+			 * load could take its row meanwhile: db_lock is ours) */
+			g_mutex_lock(&fs->itable_lock);
+			g_hash_table_insert(fs->itable, &in->ino, in);
+			g_mutex_unlock(&fs->itable_lock);
 		}
-		g_mutex_unlock(&fs->itable_lock);
 	}
 	if (res < 0 && gone->len)
 		g_warning("%u inodes kept in memory: meta.db cannot take their rows (%s)",
@@ -473,7 +477,6 @@ void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size
 	}
 	g_ptr_array_free(freed, TRUE);
 	g_ptr_array_free(gone, TRUE);
-	g_hash_table_destroy(seen);
 }
 
 int fs_inode_open(struct fs *fs, struct fs_inode *in)
