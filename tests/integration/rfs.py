@@ -143,6 +143,25 @@ def small_store(workdir, disk, mkfs_opts):
         yield store, mnt, small
 
 
+def small_umount(store, mnt):
+    """Unmounts a small_store() mount and waits for its daemon to end."""
+    run(['fusermount3', '-u', mnt], timeout=30)
+    assert wait_store_released(store)
+
+
+@contextlib.contextmanager
+def small_remount(store, mnt):
+    """Mounts a small_store() store again (after small_umount) for the body,
+    then unmounts it and asserts that fsck finds it clean."""
+    run([RESERVEFS, store, mnt], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        small_umount(store, mnt)
+    p = fsck(store)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def is_mounted(mnt):
     e = mountinfo_entry(mnt)
     return e is not None and e['fstype'].startswith('fuse')

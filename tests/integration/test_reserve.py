@@ -592,13 +592,9 @@ def test_switch_to_eof_needs_room_for_the_holes(fsf, workdir):
         store, mnt = os.path.join(small, 'st'), os.path.join(workdir, 'm-small')
         os.mkdir(mnt)
         rfs.run([rfs.RESERVEFS, 'mkfs', store, '-o', 'size=16M,reserve=write'], check=True)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+        with rfs.small_remount(store, mnt):
             with open(os.path.join(mnt, 'g'), 'wb') as f:
                 f.truncate(12 * MiB)
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
         used = os.statvfs(small).f_bfree
         line = one_line_error(try_mount_expect_failure(store, mnt, 'reserve=eof'))
         assert 'backing filesystem' in line, line
@@ -717,19 +713,12 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
             os.close(fd)
             assert fails, 'the full disk refused nothing: the test proves nothing'
         finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
+            rfs.small_umount(store, mnt)
         os.unlink(os.path.join(small, 'filler'))
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+        with rfs.small_remount(store, mnt):
             assert os.stat(os.path.join(mnt, 'f')).st_size == size
             with open(os.path.join(mnt, 'f'), 'rb') as f:
                 assert f.read(100) == b'a' * 100
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        p = rfs.fsck(store)
-        assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_full_backing_disk_failed_ops_keep_unstored_size(workdir):
@@ -788,20 +777,13 @@ def test_full_backing_disk_failed_ops_keep_unstored_size(workdir):
             assert all(os.stat(f('evict', i)).st_size == 10000 for i in range(n))
         finally:
             os.unlink(os.path.join(small, 'filler'))
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
+            rfs.small_umount(store, mnt)
         p = rfs.fsck(store)
         assert p.returncode == 0, p.stdout + p.stderr
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+        with rfs.small_remount(store, mnt):
             bad = [(op, i) for op in ops for i in range(n)
                    if os.stat(f(op, i)).st_size != 10000 or open(f(op, i), 'rb').read() != b'a' * 10000]
             assert bad == []
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        p = rfs.fsck(store)
-        assert p.returncode == 0, p.stdout + p.stderr
 
 
 # Holds a read lease on a backing file (argv[1]) until a line on stdin, then
@@ -872,17 +854,10 @@ def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
             if holder:
                 holder.stdin.close()
                 holder.wait(timeout=60)
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+            rfs.small_umount(store, mnt)
+        with rfs.small_remount(store, mnt):
             with open(os.path.join(mnt, 'g'), 'rb') as f:
                 assert f.read() == data
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        p = rfs.fsck(store)
-        assert p.returncode == 0, p.stdout + p.stderr
 
 
 # One metadata operation each, on a store holding 'old' (a file) and 'dir'.
@@ -958,16 +933,9 @@ def test_metadata_commit_waits_for_the_reaper(workdir, op):
             if holder:
                 holder.stdin.close()
                 holder.wait(timeout=60)
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+            rfs.small_umount(store, mnt)
+        with rfs.small_remount(store, mnt):
             assert metadata_op_done(p, op)
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
-        r = rfs.fsck(store)
-        assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_failed_metadata_commits_change_nothing(workdir):
@@ -1021,12 +989,10 @@ def test_failed_metadata_commits_change_nothing(workdir):
             os.mkdir(p('d/sub2'))
             os.chmod(p('f'), 0o640)
         finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
+            rfs.small_umount(store, mnt)
         r = rfs.fsck(store)
         assert r.returncode == 0, r.stdout + r.stderr
-        rfs.run([rfs.RESERVEFS, store, mnt], check=True, timeout=30)
-        try:
+        with rfs.small_remount(store, mnt):
             assert sorted(os.listdir(mnt)) == ['d', 'f']
             assert os.listdir(p('d')) == ['sub2']
             assert os.stat(p('d')).st_nlink == 3
@@ -1036,6 +1002,3 @@ def test_failed_metadata_commits_change_nothing(workdir):
                 assert f.read() == data
             assert sorted(os.listxattr(p('f'))) == ['user.keep']
             assert _chattr(p('f'), None) & NODUMP == 0
-        finally:
-            rfs.run(['fusermount3', '-u', mnt], timeout=30)
-        assert rfs.wait_store_released(store)
