@@ -20,6 +20,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "fs_i.h"
 
@@ -168,6 +171,33 @@ static int vfs_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 	return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
 }
 
+/* The WAL grows from nothing after each mount (a clean unmount truncates
+ * it) to the size at which SQLite checkpoints and starts it over: 1000
+ * frames (wal_autocheckpoint) of a 4 KiB page and its 24-byte header, and
+ * the frames of the commit that crossed the line.  Until it has got there
+ * every commit appends, so on a full backing disk even an unlink, whose
+ * commit frees space, failed with ENOSPC (a remount, with the WAL at full
+ * size, then let it through).  Its blocks are allocated when SQLite opens
+ * it (KEEP_SIZE: SQLite sees the same file), so no commit that fits in
+ * them needs new ones.  At most a sixteenth of the backing filesystem: a
+ * tiny disk keeps room for its data. */
+#define VFS_WAL_PREALLOC ((off_t)(1000 + 64) * (4096 + 24) + 32)
+
+static void vfs_wal_prealloc(const char *name)
+{
+	struct statvfs sv;
+	off_t len = VFS_WAL_PREALLOC;
+	int fd = open(name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return;
+	if (fstatvfs(fd, &sv) == 0 && (uint64_t)len > (uint64_t)sv.f_blocks * sv.f_frsize / 16)
+		len = (off_t)((uint64_t)sv.f_blocks * sv.f_frsize / 16);
+	if (len > 0)
+		fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len);	/* best effort */
+	close(fd);
+}
+
 static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
 		    int *out_flags)
 {
@@ -176,6 +206,8 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, in
 
 	vf->real = (sqlite3_file *)(vf + 1);
 	rc = vfs_real->xOpen(vfs_real, name, vf->real, flags, out_flags);
+	if (rc == SQLITE_OK && name && (flags & SQLITE_OPEN_WAL) && !(flags & SQLITE_OPEN_READONLY))
+		vfs_wal_prealloc(name);
 	/* SQLite closes what has methods, even after a failed open */
 	if (vf->real->pMethods)
 		vf->base.pMethods = &vfs_io[CLAMP(vf->real->pMethods->iVersion, 1, 3) - 1];

@@ -472,6 +472,18 @@ def fallocate(fd, mode, off, length):
         raise OSError(e, os.strerror(e))
 
 
+def drop_wal_reserve(store):
+    """Give back the blocks the daemon preallocated for meta.db's WAL past
+    its end (so that a full backing disk still takes the commits of
+    unlinks), for tests that need a full disk to refuse commits.  Only on
+    an idle mount: a commit appending meanwhile could lose its frame."""
+    fd = os.open(os.path.join(store, 'meta.db-wal'), os.O_WRONLY)
+    try:
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, os.fstat(fd).st_size, 1 << 30)
+    finally:
+        os.close(fd)
+
+
 def renameat2(old, new, flags):
     if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
         e = ctypes.get_errno()

@@ -688,6 +688,7 @@ def test_full_backing_disk_setattr_changes_nothing(workdir):
             fd = os.open(os.path.join(mnt, 'f'), os.O_RDWR | os.O_CREAT, 0o644)
             os.write(fd, b'a' * 100)
             os.fsync(fd)
+            rfs.drop_wal_reserve(store)
             with open(os.path.join(small, 'filler'), 'wb') as f:
                 try:
                     while True:
@@ -752,6 +753,7 @@ def test_full_backing_disk_failed_ops_keep_unstored_size(workdir):
                 for i in range(n):
                     with open(f(op, i), 'r+b') as fh:
                         fh.write(b'a' * 10000)              # the size in memory only
+            rfs.drop_wal_reserve(store)
             fd = os.open(os.path.join(small, 'filler'), os.O_WRONLY | os.O_CREAT, 0o600)
             try:
                 while os.write(fd, b'z' * 4096) > 0:
@@ -908,6 +910,7 @@ def test_metadata_commit_waits_for_the_reaper(workdir, op):
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert holder.stdout.readline() == 'leased\n'
             os.unlink(p('f'))
+            rfs.drop_wal_reserve(store)
             fd = os.open(p('fill'), os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 st = os.statvfs(small)
@@ -962,6 +965,7 @@ def test_failed_metadata_commits_change_nothing(workdir):
                 os.write(fd, data)      # the size only in memory (and the backing file)
             finally:
                 os.close(fd)
+            rfs.drop_wal_reserve(store)
             with open(os.path.join(small, 'filler'), 'wb', buffering=0) as f:
                 try:
                     while True:
@@ -1002,3 +1006,37 @@ def test_failed_metadata_commits_change_nothing(workdir):
                 assert f.read() == data
             assert sorted(os.listxattr(p('f'))) == ['user.keep']
             assert _chattr(p('f'), None) & NODUMP == 0
+
+
+@pytest.mark.parametrize('mode', ['eof', 'write'])
+def test_unlink_on_full_backing_disk(workdir, mode):
+    """size= larger than the backing disk (as the README allows): once a
+    write has filled the disk, deleting files must still work, as on ext4 or
+    tmpfs.  The unlink's commit appended to a WAL that had not yet grown to
+    the size at which SQLite starts it over (it starts empty at each mount),
+    so every unlink, rmdir and rename failed with ENOSPC until a truncate
+    freed blocks by hand or a remount."""
+    with rfs.small_store(workdir, '64M', 'size=1G,reserve=' + mode) as (store, mnt, small):
+        for i in range(3):
+            with open(os.path.join(mnt, 'small%d' % i), 'w') as f:
+                f.write('hello')
+        os.mkdir(os.path.join(mnt, 'd'))
+        fd = os.open(os.path.join(mnt, 'big'), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with pytest.raises(OSError) as e:
+                while True:
+                    os.write(fd, b'b' * MiB)
+            assert e.value.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        assert os.statvfs(small).f_bavail == 0
+        os.unlink(os.path.join(mnt, 'small0'))
+        os.rename(os.path.join(mnt, 'small1'), os.path.join(mnt, 'small2'))
+        os.rmdir(os.path.join(mnt, 'd'))
+        os.unlink(os.path.join(mnt, 'big'))
+        assert sorted(os.listdir(mnt)) == ['small2']
+        # the space is back for data
+        assert rfs.wait_until(lambda: os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+                              > 32 * MiB)
+        with open(os.path.join(mnt, 'again'), 'wb') as f:
+            f.write(b'a' * (16 * MiB))
