@@ -604,6 +604,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	struct statvfs sv;
 	unsigned long flags, old;
 	bool was_ro, ro, change;
+	uint64_t old_size;
 	int ret = 1;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
@@ -647,15 +648,35 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 		goto out;
 	}
 	ro = was_ro && (flags & MS_RDONLY);
-	if ((a->o.size && mount_remount_limit(mnt, a->store, "size", a->o.size, ro) < 0) ||
-	    (a->o.nr_inodes &&
-	     mount_remount_limit(mnt, a->store, "nr_inodes", a->o.nr_inodes, ro) < 0))
-		goto out;
+	/* all or nothing: a limit refused takes back what went before it (a
+	 * size= with a refused nr_inodes= stayed, saved; a read-only mount
+	 * made read-write for a size= it refused stayed read-write) */
+	old_size = mount_ctl_u64(mnt, "user.reservefs.size");
+	if (a->o.size && mount_remount_limit(mnt, a->store, "size", a->o.size, ro) < 0)
+		goto undo;
+	if (a->o.nr_inodes &&
+	    mount_remount_limit(mnt, a->store, "nr_inodes", a->o.nr_inodes, ro) < 0) {
+		if (a->o.size && old_size &&
+		    old_size != mount_ctl_u64(mnt, "user.reservefs.size")) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%" PRIu64, old_size);
+			if (setxattr(mnt, "user.reservefs.size", v, strlen(v), 0) < 0)
+				fprintf(stderr, "reservefs: remount %s: cannot set size= back to %s: "
+					"%s\n", a->mountpoint, v, strerror(errno));
+		}
+		goto undo;
+	}
 	if (change && (flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | flags, NULL) < 0) {
 		fprintf(stderr, "reservefs: remount %s: %s\n", a->mountpoint, strerror(errno));
 		goto out;
 	}
 	ret = 0;
+	goto out;
+undo:
+	if (change && !(flags & MS_RDONLY) && mount(NULL, mnt, NULL, MS_REMOUNT | old, NULL) < 0)
+		fprintf(stderr, "reservefs: remount %s: cannot restore its flags: %s\n",
+			a->mountpoint, strerror(errno));
 out:
 	mount_dev_clear(&d);
 	free(mnt);

@@ -731,6 +731,33 @@ def test_remount_flags_and_readonly_daemon(fsf):
     assert remount('ro,size=8M').returncode != 0
 
 
+def test_refused_remount_changes_nothing(fsf):
+    """A remount with a limit the mount refuses (below what is in use)
+    changes nothing: the size= given with a refused nr_inodes= once stayed
+    in effect and saved for later mounts, and a read-only mount made
+    read-write for a size= it then refused stayed read-write."""
+    m = fsf.new(size='4M')
+    remount = lambda opts: run([RESERVEFS, m.store, m.mnt, '-o', 'remount,' + opts],
+                               timeout=30)
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'f' * (2 << 20))
+    for i in range(9):
+        open(m.path('e%d' % i), 'w').close()
+    files = m.statvfs().f_files
+    p = remount('size=8M,nr_inodes=5')
+    assert p.returncode != 0 and 'nr_inodes=5' in p.stderr, p.stderr
+    assert (m.statvfs().f_blocks, m.statvfs().f_files) == (1024, files)
+    p = remount('ro')
+    assert p.returncode == 0, p.stderr
+    p = remount('rw,size=1M')
+    assert p.returncode != 0 and 'size=1M' in p.stderr, p.stderr
+    assert rfs.mountinfo_entry(m.mnt)['opts'].split(',')[0] == 'ro'
+    assert m.statvfs().f_blocks == 1024
+    assert remount('rw').returncode == 0
+    m.remount()
+    assert (m.statvfs().f_blocks, m.statvfs().f_files) == (1024, files)
+
+
 def test_remount_without_cap_sys_admin(fsf):
     """A remount that may not change the mount's flags (no CAP_SYS_ADMIN)
     changes nothing, not even the size it was given with them (the limits
