@@ -1019,6 +1019,7 @@ static void rec_scan_data(struct rec *rc)
 			char *end;
 			uint64_t ino;
 			struct rec_inode *r;
+			struct stat st;
 
 			if (de->d_name[0] == '.')
 				continue;
@@ -1032,9 +1033,18 @@ static void rec_scan_data(struct rec *rc)
 				continue;
 			}
 			if (!r || !S_ISREG(r->mode) || (ino & 0xff) != (uint64_t)i) {
+				/* not ours to remove, and unlinkat could not: a
+				 * directory (it was reported removed, then not
+				 * repaired) */
+				bool dir_ent = de->d_type == DT_DIR ||
+					(de->d_type == DT_UNKNOWN &&
+					 fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+					 S_ISDIR(st.st_mode));
+
 				problem(rc->report, rc->problems, "data/%s/%s belongs to no file%s",
-					d, de->d_name, rc->fix ? ": removed" : "");
-				if (rc->fix)
+					d, de->d_name, dir_ent ? " (a directory: remove it by hand)" :
+					rc->fix ? ": removed" : "");
+				if (rc->fix && !dir_ent)
 					g_ptr_array_add(rc->doomed, g_strdup_printf("%s/%s", d,
 								de->d_name));
 				continue;
@@ -1060,11 +1070,17 @@ static void rec_scan_spares(struct rec *rc)
 		return;
 	}
 	while ((de = readdir(dir))) {
+		struct stat st;
+		bool dir_ent;
+
 		if (de->d_name[0] == '.' || backing_empty(dirfd(dir), de->d_name))
 			continue;
+		dir_ent = fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			  S_ISDIR(st.st_mode);
 		problem(rc->report, rc->problems, "data/free/%s is not an empty spare%s",
-			de->d_name, rc->fix ? ": removed" : "");
-		if (rc->fix)
+			de->d_name, dir_ent ? " (a directory: remove it by hand)" :
+			rc->fix ? ": removed" : "");
+		if (rc->fix && !dir_ent)
 			g_ptr_array_add(rc->doomed, g_strdup_printf("free/%s", de->d_name));
 	}
 	closedir(dir);
