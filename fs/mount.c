@@ -1234,6 +1234,20 @@ int fs_main_mount(int argc, char *argv[])
 			fprintf(stderr, "reservefs: %s: cannot read the store\n", a.store);
 		goto out;
 	}
+	/* as the control xattrs and a remount refuse it: the store is left
+	 * as it was, the limits included */
+	if (a.o.size && rsv_reserved_pages(&fs->ledger) > rsv_capacity_pages(&fs->ledger)) {
+		fprintf(stderr, "reservefs: %s: size=%s is below the %" PRIu64 " bytes in use; "
+			"mount without it, delete files, then shrink (setfattr -n "
+			"user.reservefs.size)\n", a.store, a.o.size,
+			rsv_reserved_pages(&fs->ledger) << RSV_PAGE_SHIFT);
+		goto out;
+	}
+	if (a.o.nr_inodes && rsv_used_inodes(&fs->ledger) > rsv_nr_inodes(&fs->ledger)) {
+		fprintf(stderr, "reservefs: %s: nr_inodes=%s is below the %" PRIu64 " inodes in "
+			"use\n", a.store, a.o.nr_inodes, rsv_used_inodes(&fs->ledger));
+		goto out;
+	}
 	if (rsv_reserved_pages(&fs->ledger) > rsv_capacity_pages(&fs->ledger))
 		g_warning("%s: %" PRIu64 " pages in use exceed the capacity of %" PRIu64
 			  " pages: nothing can grow until space is freed", a.store,

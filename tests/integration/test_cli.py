@@ -355,6 +355,26 @@ def test_mount_size_override_at_mount(fsf):
     assert m.statvfs().f_blocks == 512
 
 
+def test_mount_limits_below_usage_refused(fsf):
+    """-o size= or nr_inodes= below what the store holds is refused, as the
+    control xattrs and a remount refuse it (a mount took it, with a warning,
+    and df showed more used than the total), and changes nothing."""
+    m = fsf.new(size='4M')
+    with open(m.path('f'), 'wb') as f:
+        f.write(b'x' * (2 << 20))
+    for i in range(5):
+        os.mkdir(m.path('d%d' % i))
+    m.umount()
+    before = store_digest(m.store)
+    line = one_line_error(try_mount_expect_failure(m.store, m.mnt, 'size=1M'))
+    assert 'size=1M is below the 2097152 bytes in use' in line, line
+    line = one_line_error(try_mount_expect_failure(m.store, m.mnt, 'nr_inodes=3'))
+    assert 'nr_inodes=3 is below the 7 inodes in use' in line, line
+    assert store_digest(m.store) == before
+    m.mount('size=3M,nr_inodes=7')              # at or above the usage: taken
+    assert (m.statvfs().f_blocks, m.statvfs().f_files) == (768, 7)
+
+
 @pytest.mark.parametrize('opts', ['max_read=65536', 'fsname=mystore,subtype=rsv',
                                   'noexec,sync'])
 def test_mount_fuse_options_pass_through(fsf, opts):
