@@ -109,6 +109,10 @@ int fs_ctl_getxattr(struct fs *fs, const char *name, GString *out)
 	return 0;
 }
 
+/* One limit change at a time: each sets the ledger, saves, and on a failed
+ * save puts the old value back, which must be its own. */
+static GMutex ctl_limit_lock;
+
 int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char *val, size_t len)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -138,17 +142,18 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 		goto out;
 	}
 	size = strcmp(key, "size") == 0;
+	g_mutex_lock(&ctl_limit_lock);
 	if (size) {
 		was = rsv_capacity_pages(&fs->ledger);
 		if ((res = rsv_parse_size(s, (uint64_t)sv.f_blocks * sv.f_frsize, &n)) < 0 ||
 		    (res = rsv_set_capacity(&fs->ledger, n)) < 0)
-			goto out;
+			goto out_unlock;
 		key = "size_pages";
 	} else {
 		was = rsv_nr_inodes(&fs->ledger);
 		if ((res = rsv_parse_count(s, sv.f_files ? sv.f_files : 1 << 20, &n)) < 0 ||
 		    (res = rsv_set_nr_inodes(&fs->ledger, n)) < 0)
-			goto out;
+			goto out_unlock;
 	}
 	/* persisted: the new limit holds for later mounts too */
 	g_free(s);
@@ -163,6 +168,8 @@ int fs_ctl_setxattr(struct fs *fs, fuse_req_t req, const char *name, const char 
 			       rsv_set_nr_inodes(&fs->ledger, was)) < 0)
 		g_warning("a new %s limit could not be saved (%s) and stays in effect "
 			  "until unmount", size ? "size" : "nr_inodes", strerror(-res));
+out_unlock:
+	g_mutex_unlock(&ctl_limit_lock);
 out:
 	g_free(s);
 	return res;
