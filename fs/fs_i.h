@@ -135,6 +135,9 @@ struct fs {
 	uint64_t reap_done;		/* reap_lock (atomic to read): ... and retired by it */
 	uint64_t reap_pages;		/* reap_lock (atomic to read): reserved pages
 					 * those still hold */
+	GArray *reap_later;		/* before the reaper runs: uint64_t pairs (ino, pages)
+					 * of backing files the mount's recovery found
+					 * without an owner, handed to it once it runs */
 	GThread *reaper;		/* immutable once mounted */
 	int free_fd;			/* immutable once mounted: STORE/data/free, or -1 */
 	GMutex spare_lock;
