@@ -120,6 +120,8 @@ struct fs {
 	uint64_t writeback_failures;	/* atomic: write-mode mmap writebacks refused */
 	uint64_t generation;		/* immutable: this mount's generation */
 	struct fuse_session *se;	/* immutable once mounted: for notifications */
+	GThreadPool *seek_pool;		/* immutable once mounted: lseeks that have the
+					 * kernel write back mapped pages first */
 	bool killpriv_v2;		/* set once at INIT: we kill setuid/setgid */
 
 	GMutex db_lock;
@@ -404,6 +406,8 @@ bool fs_io_req_kill(void);
 /* ---- ops: fuse_lowlevel_ops tables -------------------------------- */
 void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);
 void fs_ops_file_init(struct fuse_lowlevel_ops *ops);
+/* fs->seek_pool's job: an lseek answered after the kernel's writeback (ops_file.c) */
+void fs_seek_job(gpointer data, gpointer user);
 void fs_ops_attr_init(struct fuse_lowlevel_ops *ops);
 /* O_TMPFILE (FUSE_TMPFILE, which io.c answers: libfuse 3.14 has no operation
  * for it): a regular file in no directory, open, linkable unless @flags has

@@ -1299,6 +1299,8 @@ int fs_main_mount(int argc, char *argv[])
 		}
 	}
 	fs->se = se;
+	/* a few threads of their own, outside the session loop (fs_seek_job) */
+	fs->seek_pool = g_thread_pool_new(fs_seek_job, fs, 4, FALSE, NULL);
 	fs->wb_started = g_array_new(FALSE, FALSE, sizeof(struct mount_wb));
 	fs->cache = cache_new(&cp, &mount_cache_ops, fs);
 	fs_backing_reaper_start(fs);
@@ -1313,6 +1315,9 @@ int fs_main_mount(int argc, char *argv[])
 	 * only printed "Ignoring invalid max threads value" */
 	stopper = g_thread_new("stop", mount_stop_thread, fs);
 	res = fuse_session_loop_mt(se, cfg);
+	/* the connection is gone: a notification still under way fails */
+	g_thread_pool_free(fs->seek_pool, FALSE, TRUE);
+	fs->seek_pool = NULL;
 	{
 		const char done = 0;
 

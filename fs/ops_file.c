@@ -251,6 +251,43 @@ static off_t file_do_seek(struct fs_inode *in, off_t off, int whence, bool *hole
 	return res;
 }
 
+/* An lseek that found a hole, answered once the kernel has written back
+ * the pages dirtied through mappings, which may fill it. */
+struct seek_job {
+	fuse_req_t req;
+	struct fs_inode *in;	/* referenced */
+	off_t off;
+	int whence;
+};
+
+static void file_seek_reply(fuse_req_t req, off_t res)
+{
+	if (res < 0)
+		fuse_reply_err(req, -res);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+/* Runs in fs->seek_pool, never in one of the session loop's threads: the
+ * kernel writes those pages back to us as WRITE requests, and only the
+ * loop's threads take them.  With the notification made in the loop's
+ * threads, ten lseeks at once (libfuse's max_threads) each waited in it for
+ * a write that no thread was left to take, and the mount hung. */
+void fs_seek_job(gpointer data, gpointer user)
+{
+	struct seek_job *j = data;
+	struct fs *fs = user;
+	bool hole;
+	off_t res;
+
+	/* no lock of ours held: the writes come to us */
+	fuse_lowlevel_notify_inval_inode(fs->se, j->in->ino, j->off, 0);
+	res = file_do_seek(j->in, j->off, j->whence, &hole);
+	fs_inode_put(fs, j->in);
+	file_seek_reply(j->req, res);
+	g_free(j);
+}
+
 static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
@@ -264,18 +301,23 @@ static void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		return;
 	}
 	res = file_do_seek(in, off, whence, &hole);
-	if (hole && fs->se) {
+	if (hole && fs->se && fs->seek_pool) {
 		/* Pages dirtied through a mapping are in the kernel's cache only
 		 * and may fill what looks like a hole here: have the kernel write
-		 * them back (no lock of ours held: the writes come to us), then
-		 * look again. */
-		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, off, 0);
-		res = file_do_seek(in, off, whence, &hole);
+		 * them back, then look again (fs_seek_job). */
+		struct seek_job *j = g_new(struct seek_job, 1);
+
+		j->req = req;
+		j->in = fs_inode_ref(fs, in);
+		j->off = off;
+		j->whence = whence;
+		if (g_thread_pool_push(fs->seek_pool, j, NULL))
+			return;
+		fs_inode_put(fs, in);
+		g_free(j);
+		/* no thread for it: the answer as the daemon sees it */
 	}
-	if (res < 0)
-		fuse_reply_err(req, -res);
-	else
-		fuse_reply_lseek(req, res);
+	file_seek_reply(req, res);
 }
 
 static ssize_t file_do_copy_range(struct fs *fs, fuse_req_t req, struct fs_inode *src,
