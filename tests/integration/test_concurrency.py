@@ -1,11 +1,103 @@
-"""Concurrency on the data path: many processes on the same files at once,
-and the daemon's own waits on the kernel (lseek, which has the kernel write
-mapped pages back first).
+"""Concurrency on the data path: many processes on the same files at once.
+
+rfsc (tests/rfsc) runs writers, mappers, truncaters, fillers and readers as
+separate processes against a model in which every byte has one owner, checks
+what each call and each read returns as it goes, and checks the files again
+after a remount or after SIGKILL of the daemon.  Plus the daemon's own waits
+on the kernel (lseek, which has the kernel write mapped pages back first).
 """
+
+import os
+import random
+import re
+import signal
+import subprocess
+import time
 
 import pytest
 
 import rfs
+
+RFSC = os.path.join(rfs.BUILD, 'tests', 'rfsc', 'rfsc')
+# shared files x workers x pages, fillers of 16 MiB: near full at 32M (eof)
+# and 12M (write), so ENOSPC comes often
+GEOMETRY = ['-F', '2', '-W', '3', '-P', '24', '-T', '128', '-L', '3', '-X', str(16 << 20)]
+OPTS = 'dirty_limit=256k,dirty_expire=200ms,mmap_dirty_max=1M'
+
+
+def rfsc_or_skip():
+    if not os.access(RFSC, os.X_OK):
+        pytest.skip('rfsc not built (%s)' % RFSC)
+
+
+def rfsc(*args, timeout=120):
+    r = rfs.run([RFSC] + [str(a) for a in args], timeout=timeout)
+    return r.returncode, r.stderr
+
+
+def rfsc_ok(*args, timeout=120):
+    rc, err = rfsc(*args, timeout=timeout)
+    assert rc == 0, 'rfsc %s: exit %d\n%s' % (args[0], rc, err[-8000:])
+    return err
+
+
+def reserved_by_fsck(m):
+    r = m.fsck()
+    assert r.returncode == 0, r.stdout + r.stderr
+    g = re.search(r'(\d+) of \d+ pages reserved', r.stdout)
+    assert g, r.stdout
+    return int(g.group(1))
+
+
+@pytest.mark.timeout(100)
+def test_rfsc_concurrent_workers_and_remount(fsf, mode):
+    rfsc_or_skip()
+    m = fsf.new(size='32M' if mode == 'eof' else '12M', reserve=mode, mount_opts=OPTS)
+    state = os.path.join(m.work, 'rfsc.state')
+    rfsc_ok('init', '-s', state, '-d', m.path('t'), '-m', mode, *GEOMETRY)
+    out = rfsc_ok('run', '-s', state, '-t', 15, '-S', 3 + (mode == 'write'),
+                  '--resize', '24M,32M' if mode == 'eof' else '10M,12M')
+    # ENOSPC happened, and some writes were cut short (the run is near full)
+    enospc = sum(int(l.split()[3]) for l in out.splitlines()
+                 if re.match(r'(pwrite|write|append|fallocate) ', l))
+    assert enospc > 0, out
+    live = m.stat_json()
+    assert live['enospc']['writeback'] == 0 and live['writeback_failures'] == 0, live
+    m.umount()
+    assert reserved_by_fsck(m) == live['reserved_pages']
+    m.mount()
+    rfsc_ok('verify', '-s', state)
+    m.umount()
+    assert reserved_by_fsck(m) == live['reserved_pages']
+
+
+@pytest.mark.timeout(100)
+def test_rfsc_sigkill_daemon_under_load(fsf, mode):
+    """Pages no call was under way on when the daemon died (and that no
+    mapping left dirty) read back as the model says; so do pages whose
+    owner's last change was followed by a completed fsync."""
+    rfsc_or_skip()
+    m = fsf.new(size='32M' if mode == 'eof' else '12M', reserve=mode, mount_opts=OPTS)
+    m.allow_log_errors = True
+    state = os.path.join(m.work, 'rfsc.state')
+    rfsc_ok('init', '-s', state, '-d', m.path('t'), '-m', mode, *GEOMETRY)
+    run = subprocess.Popen([RFSC, 'run', '-s', state, '-t', '30', '-S', '11'],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(random.Random(5 + (mode == 'write')).uniform(3, 8))
+    m.kill(signal.SIGKILL)
+    try:
+        _, err = run.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        pytest.fail('rfsc hung after the daemon was killed')
+    # the workers stop at the first ENOTCONN; nothing else may have failed
+    assert run.returncode == 0, err[-8000:]
+    m.umount_dead()
+    m.mount()                       # recovery
+    rfsc_ok('verify', '-s', state, '--crash')
+    m.umount()
+    reserved_by_fsck(m)
 
 
 @pytest.mark.timeout(90)
