@@ -1669,6 +1669,7 @@ static int cmd_verify(bool crash)
 	fprintf(stderr, "verify: %u pages checked, %u skipped (uncertain after a crash), %u "
 		"mismatches (fsync'd or clean), %u (completed calls, not fsync'd)\n",
 		checked_pages, skipped_pages, bad, weak_bad);
+	free(buf);
 	return bad || weak_bad ? 1 : 0;
 }
 
