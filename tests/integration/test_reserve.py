@@ -810,6 +810,13 @@ time.sleep(1)
 """
 
 
+def end_lease(holder):
+    """Ends a LEASE_HOLDER process (None: none was started)."""
+    if holder:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
 @pytest.mark.parametrize('how', ['write', 'mmap'])
 def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
     """The ledger has a deleted file's pages back at once, but its backing
@@ -853,9 +860,7 @@ def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
             finally:
                 os.close(fd)
         finally:
-            if holder:
-                holder.stdin.close()
-                holder.wait(timeout=60)
+            end_lease(holder)
             rfs.small_umount(store, mnt)
         with rfs.small_remount(store, mnt):
             with open(os.path.join(mnt, 'g'), 'rb') as f:
@@ -890,8 +895,7 @@ def test_deletes_pending_at_a_crash_go_the_reapers_way(fsf):
         spares = len(os.listdir(free))
         m.kill()
     finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
+        end_lease(holder)
     m.umount_dead()
     m.mount()
     assert os.listdir(m.mnt) == ['keep']
@@ -979,9 +983,7 @@ def test_metadata_commit_waits_for_the_reaper(workdir, op):
             assert waited, 'it needed no space the reaper held: the test proves nothing'
             assert metadata_op_done(p, op)
         finally:
-            if holder:
-                holder.stdin.close()
-                holder.wait(timeout=60)
+            end_lease(holder)
             rfs.small_umount(store, mnt)
         with rfs.small_remount(store, mnt):
             assert metadata_op_done(p, op)
