@@ -830,6 +830,26 @@ static void w_wrote(struct worker *w, int op, uint64_t off, uint64_t len, const 
 	}
 }
 
+/* A write of [off, off + len) (and of the size, with @size) is under way. */
+static void w_begin(struct region *r, uint64_t off, uint64_t len, bool size)
+{
+	flag_set(r, off, off + len, PF_INFLIGHT | PF_UNSYNCED);
+	if (size)
+		r->size_flags |= PF_INFLIGHT | PF_UNSYNCED;
+}
+
+/* ... and done: @n and @e are its result and errno. */
+static void w_end(struct worker *w, int op, uint64_t off, uint64_t len, const uint8_t *src,
+		  ssize_t n, int e, bool size)
+{
+	struct region *r = w->r;
+
+	w_wrote(w, op, off, len, src, n, e);
+	inflight_done(r, off, off + len);
+	if (size && !dead())
+		r->size_flags &= ~PF_INFLIGHT;
+}
+
 /* One random operation of the worker. */
 static void w_op(struct worker *w)
 {
@@ -898,14 +918,9 @@ static void w_op(struct worker *w)
 			len = r->lo + r->maxlen - off;
 		fill_random(w->buf, len);
 		prewrite_flush(w, off, len);
-		flag_set(r, off, off + len, PF_INFLIGHT | PF_UNSYNCED);
-		r->size_flags |= PF_INFLIGHT | PF_UNSYNCED;
+		w_begin(r, off, len, true);
 		n = pwrite(w->fd, w->buf, len, off);
-		e = errno;
-		w_wrote(w, op, off, len, w->buf, n, e);
-		inflight_done(r, off, off + len);
-		if (!dead())
-			r->size_flags &= ~PF_INFLIGHT;
+		w_end(w, op, off, len, w->buf, n, errno, true);
 		after = "append";
 		break;
 	}
@@ -914,15 +929,9 @@ static void w_op(struct worker *w)
 		if (!len)
 			break;
 		fill_random(w->abuf, len);
-		flag_set(r, off, off + len, PF_INFLIGHT | PF_UNSYNCED);
-		if (so)
-			r->size_flags |= PF_INFLIGHT | PF_UNSYNCED;
+		w_begin(r, off, len, so);
 		n = pwrite(w->fdd, w->abuf, len, off);
-		e = errno;
-		w_wrote(w, op, off, len, w->abuf, n, e);
-		inflight_done(r, off, off + len);
-		if (!dead())
-			r->size_flags &= ~PF_INFLIGHT;
+		w_end(w, op, off, len, w->abuf, n, errno, so);
 		after = "O_DIRECT write";
 		break;
 	}
@@ -1006,15 +1015,9 @@ static void w_op(struct worker *w)
 		soff = rndn(SRC_BYTES - len + 1);
 		for (uint64_t i = 0; i < len; i++)
 			w->buf[i] = src_byte(soff + i);
-		flag_set(r, off, off + len, PF_INFLIGHT | PF_UNSYNCED);
-		if (so)
-			r->size_flags |= PF_INFLIGHT | PF_UNSYNCED;
+		w_begin(r, off, len, so);
 		n = do_cfr(w->srcfd, soff, w->fd, off, len);
-		e = errno;
-		w_wrote(w, op, off, len, w->buf, n, e);
-		inflight_done(r, off, off + len);
-		if (!dead())
-			r->size_flags &= ~PF_INFLIGHT;
+		w_end(w, op, off, len, w->buf, n, errno, so);
 		after = "copy_file_range";
 		break;
 	}
