@@ -293,8 +293,9 @@ static void fname(struct region *r, char *buf, size_t n)
 		snprintf(buf, n, "%s/f%u", H->dir, r->file);
 }
 
-/* flags of the pages covering bytes [a, b) of the file (absolute offsets) */
-static void flag_set(struct region *r, uint64_t a, uint64_t b, uint8_t f)
+/* sets (or clears) flags of the pages covering bytes [a, b) of the file
+ * (absolute offsets) */
+static void flag_change(struct region *r, uint64_t a, uint64_t b, uint8_t f, bool set)
 {
 	uint8_t *fl = rflags(r);
 
@@ -302,20 +303,22 @@ static void flag_set(struct region *r, uint64_t a, uint64_t b, uint8_t f)
 		a = r->lo;
 	if (b > r->lo + r->maxlen)
 		b = r->lo + r->maxlen;
-	for (uint64_t p = pg_down(a - r->lo); a < b && p < pg_up(b - r->lo); p++)
-		__atomic_or_fetch(&fl[p], f, __ATOMIC_SEQ_CST);
+	for (uint64_t p = pg_down(a - r->lo); a < b && p < pg_up(b - r->lo); p++) {
+		if (set)
+			__atomic_or_fetch(&fl[p], f, __ATOMIC_SEQ_CST);
+		else
+			__atomic_and_fetch(&fl[p], (uint8_t)~f, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void flag_set(struct region *r, uint64_t a, uint64_t b, uint8_t f)
+{
+	flag_change(r, a, b, f, true);
 }
 
 static void flag_clear(struct region *r, uint64_t a, uint64_t b, uint8_t f)
 {
-	uint8_t *fl = rflags(r);
-
-	if (a < r->lo)
-		a = r->lo;
-	if (b > r->lo + r->maxlen)
-		b = r->lo + r->maxlen;
-	for (uint64_t p = pg_down(a - r->lo); a < b && p < pg_up(b - r->lo); p++)
-		__atomic_and_fetch(&fl[p], (uint8_t)~f, __ATOMIC_SEQ_CST);
+	flag_change(r, a, b, f, false);
 }
 
 /* The call on [a, b) is over: unless the daemon went away during it (then
