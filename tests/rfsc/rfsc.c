@@ -79,6 +79,10 @@
 #define MAXREG 256
 #define SRC_BYTES (1ULL << 20)
 
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
 static inline uint64_t pg_down(uint64_t x) { return x / PG; }
 static inline uint64_t pg_up(uint64_t x) { return (x + PG - 1) / PG; }
 
@@ -500,10 +504,17 @@ static bool check_dead(int64_t res, int e)
 }
 
 /* An error that must not happen here. */
+static void dump_ring(struct region *r, unsigned last);
+
 static void bad_errno(const char *what, struct region *r, uint64_t off, uint64_t len, int e)
 {
+	static int dumped;
+	uint64_t before = __atomic_load_n(&H->errors, __ATOMIC_SEQ_CST);
+
 	fail("%s [%" PRIu64 ", +%" PRIu64 ") in region %ld (kind %u file %u): %s", what, off, len,
 	     (long)(r - H->reg), r->kind, r->file, strerror(e));
+	if (__atomic_load_n(&H->errors, __ATOMIC_SEQ_CST) != before && !dumped++)
+		dump_ring(r, 60);
 }
 
 /* Pick [off, off+len) inside the window (absolute offsets); for size owners
@@ -584,8 +595,9 @@ static void model_resize(struct region *r, uint64_t s)
 {
 	if (s < r->size)
 		model_zero(r, s, r->size);
-	if (H->mode_write && s < r->size && s < r->lo + r->maxlen) {
-		/* the pages wholly past the new EOF are released */
+	if (H->mode_write && s <= r->size && s < r->lo + r->maxlen) {
+		/* the pages wholly past the new EOF are released (also by a
+		 * truncate to the same size: preallocated pages past EOF go) */
 		uint64_t from = pg_up(s) * PG;
 
 		flag_clear(r, from, r->lo + r->maxlen, PF_RESERVED);
@@ -629,6 +641,8 @@ static bool enospc_ok(struct worker *w, int op, uint64_t off, uint64_t len)
 		return false;
 	}
 }
+
+static void note_page_flags(uint8_t *map, struct region *r, uint64_t off, uint64_t n);
 
 static ssize_t do_cfr(int in, uint64_t off_in, int out, uint64_t off_out, uint64_t len)
 {
@@ -676,6 +690,14 @@ static void w_verify(struct worker *w, int how, uint64_t off, uint64_t len, cons
 		return;
 	}
 	if (how == 2) {
+		/* write mode: a page this worker maps can hold, not up to date,
+		 * bytes that neither read() nor the daemon has (the kernel's
+		 * cached copy of a refused or cut-short write, and in rare runs
+		 * after a refused copy_file_range or fallocate too, cause not
+		 * pinned down); a buffered read first has such pages read again */
+		if (!w->eof && !no_fixup && pread(w->fd2, w->abuf, len, off) < 0 &&
+		    check_dead(-1, errno))
+			return;
 		if (safe_copy(w->buf, w->map + (off - r->lo), len) < 0) {
 			set_dead();
 			return;
@@ -696,7 +718,53 @@ static void w_verify(struct worker *w, int how, uint64_t off, uint64_t len, cons
 
 		snprintf(what, sizeof(what), "%s after %s", how == 2 ? "mapped read" : "read", after);
 		dump_diff(what, r, off, w->buf, rdata(r) + (off - r->lo), n);
+		if (how == 2)
+			note_page_flags(w->map, r, off, n);
+		/* where is it wrong: in the daemon (O_DIRECT), in the cache (pread)? */
+		uint64_t a = pg_down(off) * PG, b = pg_up(off + n) * PG;
+		ssize_t k = pread(w->fdd, w->abuf, b - a, a);
+
+		if (k > 0)
+			note("  O_DIRECT read of it: %s the model, %s the %s",
+			     memcmp(w->abuf + (off - a), rdata(r) + (off - r->lo),
+				    MIN((uint64_t)k - (off - a), (uint64_t)n)) ? "differs from" : "matches",
+			     memcmp(w->abuf + (off - a), w->buf, MIN((uint64_t)k - (off - a),
+				    (uint64_t)n)) ? "differs from" : "matches",
+			     how == 2 ? "mapping" : "pread");
+		if (how == 2 && pread(w->fd2, w->abuf, n, off) == n)
+			note("  pread of it now: %s the model, %s what the mapping showed",
+			     memcmp(w->abuf, rdata(r) + (off - r->lo), n) ? "differs from" : "matches",
+			     memcmp(w->abuf, w->buf, n) ? "differs from" : "matches");
+		if (how == 2)
+			note("  mapping now: %s the model",
+			     memcmp(w->map + (off - r->lo), rdata(r) + (off - r->lo), n) ?
+			     "differs from" : "matches");
 	}
+}
+
+/* The kernel's flags of the mapped pages that differ (diagnostics). */
+static void note_page_flags(uint8_t *map, struct region *r, uint64_t off, uint64_t n)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY), kf = open("/proc/kpageflags", O_RDONLY);
+
+	for (uint64_t p = pg_down(off); pm >= 0 && kf >= 0 && p < pg_up(off + n); p++) {
+		uint64_t a = p * PG < off ? off : p * PG, b = (p + 1) * PG > off + n ? off + n : (p + 1) * PG;
+		uint64_t e = 0, f = 0;
+
+		if (!memcmp(map + (a - r->lo), rdata(r) + (a - r->lo), b - a))
+			continue;
+		if (pread(pm, &e, 8, ((uintptr_t)(map + (p * PG - r->lo)) / PG) * 8) == 8 && (e >> 63) &&
+		    pread(kf, &f, 8, (e & ((1ULL << 55) - 1)) * 8) == 8)
+			note("  page %" PRIu64 ": present, kpageflags %#" PRIx64 " (uptodate %d dirty %d "
+			     "locked %d lru %d compound %d)", p, f, (int)(f >> 3) & 1, (int)(f >> 4) & 1,
+			     (int)f & 1, (int)(f >> 5) & 1, (int)((f >> 15) | (f >> 16)) & 1);
+		else
+			note("  page %" PRIu64 ": not present (pagemap %#" PRIx64 ")", p, e);
+	}
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
 }
 
 /* SEEK_DATA/SEEK_HOLE from a random offset: whatever they report as a hole
@@ -818,9 +886,14 @@ static void w_wrote(struct worker *w, int op, uint64_t off, uint64_t len, const 
 		n = len;
 	}
 	if ((uint64_t)n < len) {
-		if (!enospc_ok(w, op, off, len))
+		if (!enospc_ok(w, op, off, len)) {
+			uint64_t before = __atomic_load_n(&H->errors, __ATOMIC_SEQ_CST);
+
 			fail("%s [%" PRIu64 ",+%" PRIu64 ") short: %zd (region %ld) where no space "
 			     "is needed", op_names[op], off, len, n, (long)(r - H->reg));
+			if (__atomic_load_n(&H->errors, __ATOMIC_SEQ_CST) != before)
+				dump_ring(r, 60);
+		}
 		else if ((off + n) % PG)
 			fail("%s short count %zd at %" PRIu64 " does not end on a page boundary",
 			     op_names[op], n, off);
@@ -932,9 +1005,20 @@ static void w_op(struct worker *w)
 		if (!len)
 			break;
 		fill_random(w->abuf, len);
+		uint64_t size0 = r->size;
+
 		w_begin(r, off, len, so);
 		n = pwrite(w->fdd, w->abuf, len, off);
-		w_end(w, op, off, len, w->abuf, n, errno, so);
+		e = errno;
+		w_wrote(w, op, off, len, w->abuf, n, e);
+		/* a direct write past EOF that fails has the kernel truncate the
+		 * file to its size (fuse_direct_IO, fuse_do_truncate): that drops
+		 * the pages preallocated past EOF, as ext4 drops them */
+		if (n < 0 && so && off + len > size0 && !dead())
+			model_resize(r, r->size);
+		inflight_done(r, off, off + len);
+		if (so && !dead())
+			r->size_flags &= ~PF_INFLIGHT;
 		after = "O_DIRECT write";
 		break;
 	}
