@@ -1327,6 +1327,12 @@ int fs_main_mount(int argc, char *argv[])
 		mount_stop_se = NULL;	/* signals now wait for the exit below */
 	}
 	fuse_loop_cfg_destroy(cfg);
+	/* a read that had taken a request (a FORGET, DESTROY) as the kernel tore
+	 * down the connection after our stop signal's unmount says
+	 * ECONNABORTED, not ENODEV: the end we asked for (1 in ~10 runs of
+	 * test_sigterm_unmounts_and_keeps_mmap_data exited 1) */
+	if (res == -ECONNABORTED && mount_stop_signals)
+		res = 0;
 	ret = res == 0 ? 0 : 1;
 
 out_unmount:
