@@ -283,6 +283,14 @@ class Mount:
             e = mountinfo_entry(self.mnt)
             if e is not None and e['fstype'].startswith('fuse'):
                 self.dev = e['dev']
+                # In the foreground the mount shows before the daemon has
+                # finished starting (loading data/free/, say): a stat is
+                # answered only once its session loop runs.
+                try:
+                    os.stat(self.mnt)
+                except OSError as err:
+                    raise MountError('%s mounted but does not answer: %s\n%s' %
+                                     (self.mnt, err, self.log_text()[-4000:]))
                 return self
             rc = self.proc.poll()
             if rc is not None:
