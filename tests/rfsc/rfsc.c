@@ -37,7 +37,7 @@
  *   rfsc init   -s STATE -d DIR [-m eof|write] [-F files] [-W workers] [-P pages]
  *               [-T tailpages] [-L fillers] [-X fillerbytes] [-S seed]
  *   rfsc run    -s STATE [-t seconds] [-R readers] [-S seed] [--no-drop]
- *               [--resize SIZE1,SIZE2] [--no-fixup]
+ *               [--resize SIZE1,SIZE2] [--no-fixup] [--no-seek]
  *   rfsc verify -s STATE [--crash]
  *
  * DIR is a directory to create on the mount; STATE a file outside it.
@@ -45,7 +45,9 @@
  * the two sizes while it runs.  --no-fixup leaves the kernel's page cache as
  * a refused or short buffered write leaves it (see fixup_failed_write: in
  * write mode the model is then wrong about mapped pages, as the program
- * using the mount would be).
+ * using the mount would be).  --no-seek leaves out lseek(SEEK_DATA/SEEK_HOLE):
+ * a daemon killed while one of them has the kernel write mapped pages back
+ * cannot exit (see test_sigkill_during_seeks_over_dirty_mappings).
  *
  * Exit status: 0 clean, 1 a check failed, 2 usage or setup error; the
  * statistics (calls, ENOSPC, short counts per kind) go to stderr. */
@@ -145,6 +147,7 @@ struct header {
 
 static struct header *H;
 static bool no_fixup;		/* --no-fixup: leave the page cache as a failed write left it */
+static bool no_seek;		/* --no-seek: no SEEK_DATA/SEEK_HOLE (see cmd line help) */
 static uint8_t *BASE;
 static const char *prog = "rfsc";
 static int my_id = -1;
@@ -953,7 +956,7 @@ static void w_op(struct worker *w)
 	else if (roll < 80) op = OP_READ;
 	else if (roll < 85) op = OP_DIOREAD;
 	else if (roll < 89) op = OP_MAPREAD;
-	else if (roll < 94) op = OP_SEEK;
+	else if (roll < 94) op = no_seek ? OP_READ : OP_SEEK;
 	else if (roll < 95) op = OP_REOPEN;
 	else if (roll < 97) op = r->kind == K_FILLER && rndn(4) == 0 ? OP_RECREATE : OP_FSYNC;
 	else op = so ? OP_APPEND : OP_PWRITE;
@@ -1787,6 +1790,7 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--crash")) { crash = true; continue; }
 		if (!strcmp(a, "--no-drop")) { drop = false; continue; }
 		if (!strcmp(a, "--no-fixup")) { no_fixup = true; continue; }
+		if (!strcmp(a, "--no-seek")) { no_seek = true; continue; }
 		if (!strcmp(a, "--resize") && i + 1 < argc) {
 			char *c = strdup(argv[++i]), *comma = strchr(c, ',');
 
