@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -735,6 +736,74 @@ static void mount_abort_conn(const struct fs *fs)
 	mount_write_sysfs(path, "1");
 }
 
+/* The watchdog: a small child process that ends our connection when the
+ * daemon dies without unmounting (SIGKILL, a crash).  The kernel aborts a
+ * connection only once the dying process releases /dev/fuse, at the exit of
+ * its last thread; a thread that waits uninterruptibly on the kernel for
+ * something only this daemon could answer (notify_inval_inode laundering a
+ * mapped page: fuse_launder_folio waits for a WRITE that no thread is left
+ * to take) never exits, so neither does the process, and the mount hangs
+ * until `umount -f`.  The child holds our connection's fusectl abort file
+ * (bound to this connection: once it is gone, a write does nothing, so a
+ * later mount that gets the same device number is safe) and writes it when
+ * the daemon's main thread dies (PR_SET_PDEATHSIG).  A clean exit kills the
+ * child first.  Root only (fusectl), and only when fusectl is mounted. */
+static pid_t mount_watchdog_pid = -1;
+
+static void mount_watchdog_start(const struct fs *fs)
+{
+	char path[64];
+	pid_t parent = getpid(), pid;
+	sigset_t all, old;
+	int fd, sig;
+
+	if (fs->dev_major != 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", fs->dev_minor);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid != 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0)
+			g_message("no watchdog for a killed daemon: %s", strerror(errno));
+		close(fd);
+		mount_watchdog_pid = pid;
+		return;
+	}
+	/* the child, every signal blocked: async-signal-safe calls only */
+	prctl(PR_SET_NAME, "reservefs-wd");
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	/* nothing of the daemon's: not /dev/fuse (it would keep the
+	 * connection alive), not a caller's pipe (it would wait for EOF) */
+	if (fd != STDIN_FILENO && dup3(fd, STDIN_FILENO, 0) < 0)
+		_exit(1);
+	close_range(STDIN_FILENO + 1, ~0U, 0);
+	if (getppid() == parent) {
+		sigemptyset(&all);
+		sigaddset(&all, SIGUSR1);
+		sigaddset(&all, SIGTERM);
+		if (sigwait(&all, &sig) != 0 || sig != SIGUSR1)
+			_exit(0);
+	}
+	if (write(STDIN_FILENO, "1", 1) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* Before a clean exit (or one that unmounts on an error). */
+static void mount_watchdog_stop(void)
+{
+	if (mount_watchdog_pid <= 0)
+		return;
+	kill(mount_watchdog_pid, SIGKILL);
+	while (waitpid(mount_watchdog_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	mount_watchdog_pid = -1;
+}
+
 /* Our connection's device, from mountinfo (stat() of the mount point would
  * need the session threads that are not running yet). */
 static void mount_find_dev(struct fs *fs)
@@ -1269,6 +1338,7 @@ int fs_main_mount(int argc, char *argv[])
 	mount_set_bdi(fs);
 	if (mount_daemonize(a.o.foreground, &ready_fd) < 0)
 		goto out_unmount;
+	mount_watchdog_start(fs);
 	/* the daemon's, not the waiting parent's: it must not share the pipe */
 	if ((res = mount_stop_handlers(se)) < 0) {
 		g_critical("cannot set signal handlers: %s", strerror(-res));
@@ -1336,6 +1406,7 @@ int fs_main_mount(int argc, char *argv[])
 	ret = res == 0 ? 0 : 1;
 
 out_unmount:
+	mount_watchdog_stop();
 	fs->se = NULL;
 	/* detached by a signal: the path may carry someone else's mount now.
 	 * End our connection first (a second signal stops while files are

@@ -7,6 +7,7 @@ after a remount or after SIGKILL of the daemon.  Plus the daemon's own waits
 on the kernel (lseek, which has the kernel write mapped pages back first).
 """
 
+import errno
 import os
 import random
 import re
@@ -128,16 +129,15 @@ def test_concurrent_seeks_over_dirty_mappings_do_not_hang(fsf):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(reason='a daemon thread waits, uninterruptibly, inside notify_inval_inode for '
-                   'the kernel to write back a mapped page (fuse_launder_folio); after SIGKILL no '
-                   'thread is left to take that WRITE, the process cannot finish exiting, '
-                   '/dev/fuse is never released and the connection is never aborted', strict=False)
 @pytest.mark.timeout(90)
 def test_sigkill_during_seeks_over_dirty_mappings_daemon_exits(fsf):
     """SIGKILL of the daemon while lseeks have the kernel write back mapped
-    pages: the daemon must go (so that the store can be mounted again).  Five
-    tries; on 6.18 one of them usually leaves a zombie daemon with threads in
-    D state in fuse_launder_folio, until `umount -f` or fusectl's abort."""
+    pages: the daemon must go (so that the store can be mounted again).  A
+    thread waiting in notify_inval_inode for that writeback (in
+    fuse_launder_folio, uninterruptibly) keeps the killed process from
+    exiting, and so the kernel from aborting the connection, unless the
+    daemon's watchdog aborts it.  Five tries: without the watchdog, one of
+    them usually left a zombie daemon until `umount -f`."""
     for attempt in range(5):
         m = fsf.new(size='64M', reserve='eof')
         helper = subprocess.Popen([sys.executable, rfs.helper_script('seek_mapped.py'),
@@ -157,3 +157,55 @@ def test_sigkill_during_seeks_over_dirty_mappings_daemon_exits(fsf):
         helper.wait(timeout=30)
         m.umount_dead()
         assert gone, 'attempt %d: the killed daemon could not exit' % attempt
+
+
+def watchdogs_of(pid):
+    """PIDs of the reservefs-wd processes whose parent is @pid."""
+    out = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index('(') + 1:st.rindex(')')]
+        ppid = int(st[st.rindex(')') + 2:].split()[1])
+        if comm == 'reservefs-wd' and ppid == pid:
+            out.append(int(d))
+    return out
+
+
+def proc_start(pid):
+    """@pid's start time (to tell it from a later process with its PID), or
+    None when it is gone or a zombie."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == 'Z' else fields[19]
+
+
+def test_watchdog_lives_with_the_daemon(fsf):
+    """The daemon's watchdog (which aborts the connection when the daemon
+    dies without unmounting) runs beside it, is gone after a clean unmount,
+    and after a SIGKILL leaves the mount aborted (ENOTCONN), not hung."""
+    rfs.ensure_fusectl()
+    m = fsf.new(size='4M')
+    pid = m.current_pid()
+    wd = watchdogs_of(pid)
+    assert len(wd) == 1, 'no watchdog beside daemon %d' % pid
+    started = proc_start(wd[0])
+    m.umount()
+    assert proc_start(wd[0]) != started, 'watchdog outlived a clean unmount'
+    m.mount()
+    wd = watchdogs_of(m.current_pid())
+    assert len(wd) == 1
+    started = proc_start(wd[0])
+    m.kill(signal.SIGKILL)
+    assert rfs.errno_of(os.statvfs, m.mnt) == errno.ENOTCONN
+    assert rfs.wait_until(lambda: proc_start(wd[0]) != started), \
+        'watchdog outlived its daemon'
+    m.umount_dead()
