@@ -864,6 +864,7 @@ static int mount_load_ledger(struct fs *fs, bool clean, bool switched)
 {
 	uint64_t pages = 0, inodes = 0;
 	int problems = 0, res;
+	guint later;
 
 	if (clean) {
 		if ((res = fs_meta_count(fs, "SELECT COALESCE(SUM(rsv_pages), 0) FROM inodes",
@@ -876,9 +877,15 @@ static int mount_load_ledger(struct fs *fs, bool clean, bool switched)
 		return 0;
 	}
 	res = fs_recover(fs, false, false, NULL, &problems);
+	/* deletes a crash interrupted are the expected state, not damage */
+	later = fs->reap_later ? fs->reap_later->len / 2 : 0;
 	if (res == 0 && switched)
 		g_message("%s: reserve=eof after a reserve=write mount: every page below EOF "
 			  "reserved (%d repairs)", fs->store, problems);
+	else if (res == 0 && later)
+		g_message("%s: recovered after an unclean shutdown (%d repairs, %u of them "
+			  "deletes it had not finished, which finish in the background)",
+			  fs->store, problems, later);
 	else if (res == 0)
 		g_message("%s: recovered after an unclean shutdown (%d repairs)", fs->store,
 			  problems);

@@ -1086,6 +1086,33 @@ static void rec_scan_data(struct rec *rc)
 	}
 }
 
+/* data/ holds 00..ff and free/ only; anything else was put there by
+ * someone else: reported, and left to them */
+static void rec_scan_data_top(struct rec *rc)
+{
+	int dfd = openat(rc->fs->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *dir;
+
+	if (dfd < 0)
+		return;
+	if (!(dir = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		const char *n = de->d_name;
+
+		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "free") ||
+		    (strlen(n) == 2 && g_ascii_isxdigit(n[0]) && g_ascii_isxdigit(n[1]) &&
+		     !g_ascii_isupper(n[0]) && !g_ascii_isupper(n[1])))
+			continue;
+		problem(rc->report, rc->problems, "data/%s is not part of the store: "
+			"remove it by hand", n);
+	}
+	closedir(dir);
+}
+
 /* spares: empty backing files kept for reuse; one holding data is not
  * ours to keep */
 static void rec_scan_spares(struct rec *rc)
@@ -1320,6 +1347,7 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 	if ((res = rec_load_inodes(&rc)) < 0 || (res = rec_count_links(&rc)) < 0 ||
 	    (res = rec_check_nlink(&rc)) < 0)
 		goto out_rollback;
+	rec_scan_data_top(&rc);
 	rec_scan_data(&rc);
 	rec_scan_spares(&rc);
 	g_hash_table_iter_init(&it, rc.inodes);

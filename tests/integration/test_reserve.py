@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import time
 
@@ -900,6 +901,9 @@ def test_deletes_pending_at_a_crash_go_the_reapers_way(fsf):
     m.mount()
     assert os.listdir(m.mnt) == ['keep']
     assert m.used_pages() == 1
+    # the mount tells them from damage
+    assert re.search(r'recovered after an unclean shutdown \(\d+ repairs, 201 of them '
+                     r'deletes it had not finished', m.log_text()), m.log_text()[-2000:]
     # the 201 deleted files' backing files become spares, emptied
     assert rfs.wait_until(lambda: len(os.listdir(free)) == spares + 201, timeout=30), \
         (spares, len(os.listdir(free)))
