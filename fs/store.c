@@ -1086,20 +1086,28 @@ static void rec_scan_data(struct rec *rc)
 	}
 }
 
+/* data/@name as a fresh DIR (its own offset), NULL when it cannot be read */
+static DIR *rec_opendir(struct rec *rc, const char *name)
+{
+	int dfd = openat(rc->fs->data_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir;
+
+	if (dfd < 0)
+		return NULL;
+	if (!(dir = fdopendir(dfd)))
+		close(dfd);
+	return dir;
+}
+
 /* data/ holds 00..ff and free/ only; anything else was put there by
  * someone else: reported, and left to them */
 static void rec_scan_data_top(struct rec *rc)
 {
-	int dfd = openat(rc->fs->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = rec_opendir(rc, ".");
 	struct dirent *de;
-	DIR *dir;
 
-	if (dfd < 0)
+	if (!dir)
 		return;
-	if (!(dir = fdopendir(dfd))) {
-		close(dfd);
-		return;
-	}
 	while ((de = readdir(dir))) {
 		const char *n = de->d_name;
 
@@ -1117,16 +1125,11 @@ static void rec_scan_data_top(struct rec *rc)
  * ours to keep */
 static void rec_scan_spares(struct rec *rc)
 {
-	int dfd = openat(rc->fs->data_fd, "free", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = rec_opendir(rc, "free");
 	struct dirent *de;
-	DIR *dir;
 
-	if (dfd < 0)
+	if (!dir)
 		return;
-	if (!(dir = fdopendir(dfd))) {
-		close(dfd);
-		return;
-	}
 	while ((de = readdir(dir))) {
 		struct stat st;
 		bool dir_ent;
