@@ -647,6 +647,30 @@ static bool enospc_ok(struct worker *w, int op, uint64_t off, uint64_t len)
 
 static void note_page_flags(uint8_t *map, struct region *r, uint64_t off, uint64_t n);
 
+/* An O_DIRECT read (the daemon's bytes) differs from the model: is the
+ * kernel's cache right (then the daemon lost or never got the bytes), and
+ * has the daemon lost a writeback?  Diagnostics only. */
+static void note_dio_mismatch(int fd, struct region *r, uint64_t off, const uint8_t *dio,
+			      uint64_t n)
+{
+	uint8_t *b = malloc(n ? n : 1);
+	char root[600], st[4096], *wf;
+	ssize_t k;
+
+	if (b && (k = pread(fd, b, n, off)) == (ssize_t)n)
+		note("  buffered read of it: %s the model, %s the O_DIRECT read",
+		     memcmp(b, rdata(r) + (off - r->lo), n) ? "differs from" : "matches",
+		     memcmp(b, dio, n) ? "differs from" : "matches");
+	free(b);
+	snprintf(root, sizeof(root), "%s/..", H->dir);
+	k = getxattr(root, "user.reservefs.stat", st, sizeof(st) - 1);
+	if (k > 0) {
+		st[k] = 0;
+		if ((wf = strstr(st, "\"writeback_failures\"")))
+			note("  daemon: %.40s", wf);
+	}
+}
+
 static ssize_t do_cfr(int in, uint64_t off_in, int out, uint64_t off_out, uint64_t len)
 {
 	loff_t a = off_in, b = off_out;
@@ -687,6 +711,7 @@ static void w_verify(struct worker *w, int how, uint64_t off, uint64_t len, cons
 
 			snprintf(what, sizeof(what), "O_DIRECT read after %s", after);
 			dump_diff(what, r, s, w->abuf + (s - a), rdata(r) + (s - r->lo), e - s);
+			note_dio_mismatch(w->fd2, r, s, w->abuf + (s - a), e - s);
 		}
 		if ((uint64_t)n < b - a && (!owns_size(r) || a + n < r->size))
 			fail("O_DIRECT read short: %zd of %" PRIu64 " at %" PRIu64, n, b - a, a);
@@ -1471,6 +1496,8 @@ static void reader_main(int idx, double deadline, uint64_t seed)
 			snprintf(what, sizeof(what), "reader (%s, seq %" PRIu64 ")",
 				 how == 0 ? "pread" : how == 1 ? "O_DIRECT" : "mmap", s1);
 			dump_diff(what, r, off, buf, want, n);
+			if (how == 1 && r->kind != K_FILLER)
+				note_dio_mismatch(fd, r, off, buf, n);
 			if (how == 0 && pread(fd >= 0 && r->kind != K_FILLER ? fd : dfd, buf, len, off) > 0)
 				note("  re-read: %s", memcmp(buf, want, n) ? "still wrong" : "now right");
 		}
