@@ -51,10 +51,6 @@ def reserved_by_fsck(m):
     return int(g.group(1))
 
 
-# reserve=write is left out of the suite for now: 2 runs in about 15 failed on a
-# mismatch not yet explained (an O_DIRECT read of zeroes where the model wants a
-# write's bytes), the tester's model or the daemon; `rfsc ... -m write` by hand.
-@pytest.mark.parametrize('mode', ['eof'])
 @pytest.mark.timeout(100)
 def test_rfsc_concurrent_workers_and_remount(fsf, mode):
     rfsc_or_skip()
@@ -77,10 +73,6 @@ def test_rfsc_concurrent_workers_and_remount(fsf, mode):
     assert reserved_by_fsck(m) == live['reserved_pages']
 
 
-# reserve=write is left out of the suite for now: 2 runs in about 15 failed on a
-# mismatch not yet explained (an O_DIRECT read of zeroes where the model wants a
-# write's bytes), the tester's model or the daemon; `rfsc ... -m write` by hand.
-@pytest.mark.parametrize('mode', ['eof'])
 @pytest.mark.timeout(100)
 def test_rfsc_sigkill_daemon_under_load(fsf, mode):
     """Pages no call was under way on when the daemon died (and that no
