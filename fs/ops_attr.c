@@ -190,13 +190,18 @@ static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes -------------------------------------------- */
 
+static bool xattr_is_acl(const char *name)
+{
+	return strcmp(name, FS_ACL_ACCESS) == 0 || strcmp(name, FS_ACL_DEFAULT) == 0;
+}
+
 /* 0 for a name we keep; EINVAL for a bare namespace ("user."), EOPNOTSUPP
  * for a namespace we do not keep (as ext4) */
 static int xattr_check_name(const char *name)
 {
 	static const char *const ns[] = { "user.", "trusted.", "security." };
 
-	if (strcmp(name, FS_ACL_ACCESS) == 0 || strcmp(name, FS_ACL_DEFAULT) == 0)
+	if (xattr_is_acl(name))
 		return 0;
 	for (size_t i = 0; i < G_N_ELEMENTS(ns); i++)
 		if (g_str_has_prefix(name, ns[i]))
@@ -397,6 +402,10 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	}
 	g_mutex_unlock(&in->lock);
 	fs_inode_put(fs, in);
+	/* the kernel removes an ACL through set_acl(NULL): on ext4, xfs,
+	 * btrfs, tmpfs one that is not there is gone already, not ENODATA */
+	if (res == -ENODATA && xattr_is_acl(name))
+		res = 0;
 	return res;
 }
 

@@ -289,6 +289,28 @@ def test_posix_acl(mnt_user):
     assert rfs.as_user(lambda: open(m.path('d', 'f'), 'rb').read()) == b'secret'
 
 
+def test_removing_an_acl_that_is_not_there(mnt):
+    # ext4 (and xfs, btrfs, tmpfs) remove an ACL through set_acl(NULL), which
+    # succeeds when there is none; we answered ENODATA (a differential probe
+    # against ext4).  Other names still say ENODATA.
+    os.mkdir(mnt.path('d'))
+    write_file(mnt.path('f'), b'')
+    for p in (mnt.path('d'), mnt.path('f')):
+        ctime = os.stat(p).st_ctime_ns
+        time.sleep(0.01)
+        os.removexattr(p, 'system.posix_acl_access')
+        assert os.stat(p).st_ctime_ns == ctime
+    os.removexattr(mnt.path('d'), 'system.posix_acl_default')
+    assert errno_of(os.removexattr, mnt.path('f'), 'user.none') == errno.ENODATA
+    # one that is there goes, and then again succeeds
+    rfs.run(['setfacl', '-d', '-m', 'u:nobody:rw', mnt.path('d')], check=True)
+    assert 'system.posix_acl_default' in os.listxattr(mnt.path('d'))
+    os.removexattr(mnt.path('d'), 'system.posix_acl_default')
+    assert 'system.posix_acl_default' not in os.listxattr(mnt.path('d'))
+    os.removexattr(mnt.path('d'), 'system.posix_acl_default')
+    rfs.run(['setfacl', '-b', mnt.path('d')], check=True)
+
+
 def test_chmod_chown_utimens_ns(mnt):
     p = mnt.path('f')
     write_file(p, b'abc')
