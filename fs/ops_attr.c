@@ -48,6 +48,11 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
+/* what a SETATTR can change (to_set holds nothing else but kill flags) */
+#define ATTR_SETTABLE (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | \
+		       FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | \
+		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
 static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			   struct stat *attr, int to_set, struct stat *out)
 {
@@ -101,9 +106,12 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		if (!(to_set & FUSE_SET_ATTR_MODE) && !fs->killpriv_v2)
 			in->mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	}
-	/* killpriv v2: the kernel says when a truncate or chown drops them */
-	if (fs->killpriv_v2 && fs_io_req_kill() && !(to_set & FUSE_SET_ATTR_MODE) &&
-	    !S_ISDIR(in->mode))
+	/* killpriv v2: the kernel says when a truncate or chown drops them.
+	 * A SETATTR that sets nothing is a chown(-1, -1) (or the kernel's
+	 * file_remove_privs): the kernel flags only a chown that names a uid
+	 * or gid, yet on a kernel filesystem this one drops them too. */
+	if (fs->killpriv_v2 && (fs_io_req_kill() || !(to_set & ATTR_SETTABLE)) &&
+	    !(to_set & FUSE_SET_ATTR_MODE) && !S_ISDIR(in->mode))
 		in->mode = fs_perm_kill(req, in->mode, in->gid);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);

@@ -592,6 +592,35 @@ def test_suid_cleared_on_chown_by_owner(mnt_user):
     assert not after & (stat.S_ISUID | stat.S_ISGID), oct(after)
 
 
+def test_suid_cleared_on_chown_to_nothing(mnt_user):
+    # chown(f, -1, -1) drops setuid (and setgid with group exec) on ext4 as
+    # any chown does; the kernel flags only a chown naming a uid or gid, so
+    # we kept them (a differential probe against ext4).  Directories and a
+    # setgid without group exec keep theirs, as on ext4.
+    m = mnt_user
+    os.mkdir(m.path('d'))
+    os.chmod(m.path('d'), 0o777)
+    cases = {'a': (0o6755, 0o755), 'b': (0o2745, 0o2745), 'c': (0o4700, 0o700)}
+    for name, (mode, _) in cases.items():
+        write_file(m.path('d', name), b'x')
+        os.chmod(m.path('d', name), mode)
+        os.chown(m.path('d', name), -1, -1)
+    os.mkdir(m.path('d', 'sub'))
+    os.chmod(m.path('d', 'sub'), 0o3777)
+    os.chown(m.path('d', 'sub'), -1, -1)
+    # as the owner, without CAP_FSETID
+    write_file(m.path('d', 'u'), b'x')
+    os.chown(m.path('d', 'u'), 65534, 65534)
+    os.chmod(m.path('d', 'u'), 0o6755)
+    rfs.as_user(os.chown, m.path('d', 'u'), -1, -1)
+    cases['u'] = (0o6755, 0o755)
+    for _ in range(2):
+        for name, (_, want) in cases.items():
+            assert stat.S_IMODE(os.stat(m.path('d', name)).st_mode) == want, name
+        assert stat.S_IMODE(os.stat(m.path('d', 'sub')).st_mode) == 0o3777
+        m.remount()
+
+
 def test_permissions_enforced_as_user(mnt_user):
     m = mnt_user
     write_file(m.path('ro'), b'x', 0o644)
