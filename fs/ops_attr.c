@@ -53,6 +53,20 @@ static int64_t ts_ns(const struct timespec *ts)
 		       FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | \
 		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
 
+/* A SETATTR that sets nothing, from the owner (or CAP_FOWNER): a
+ * chown(f, -1, -1), which on a kernel filesystem drops setuid/setgid as any
+ * chown does, but which the kernel flags only when it names a uid or gid.
+ * From anyone else it is the kernel's file_remove_privs before a fallocate
+ * or copy_file_range, whose handlers drop the bits themselves (a chown(-1,
+ * -1) by a non-owner, EPERM on ext4 for such a file, looks the same: it
+ * changes nothing here). */
+static bool attr_bare_chown(fuse_req_t req, const struct fs_inode *in, int to_set)
+{
+	if ((to_set & ATTR_SETTABLE) || !(in->mode & (S_ISUID | S_ISGID)))
+		return false;
+	return fuse_req_ctx(req)->uid == in->uid || fs_perm_capable(req, CAP_FOWNER);
+}
+
 static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			   struct stat *attr, int to_set, struct stat *out)
 {
@@ -106,11 +120,8 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		if (!(to_set & FUSE_SET_ATTR_MODE) && !fs->killpriv_v2)
 			in->mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	}
-	/* killpriv v2: the kernel says when a truncate or chown drops them.
-	 * A SETATTR that sets nothing is a chown(-1, -1) (or the kernel's
-	 * file_remove_privs): the kernel flags only a chown that names a uid
-	 * or gid, yet on a kernel filesystem this one drops them too. */
-	if (fs->killpriv_v2 && (fs_io_req_kill() || !(to_set & ATTR_SETTABLE)) &&
+	/* killpriv v2: the kernel says when a truncate or chown drops them */
+	if (fs->killpriv_v2 && (fs_io_req_kill() || attr_bare_chown(req, in, to_set)) &&
 	    !(to_set & FUSE_SET_ATTR_MODE) && !S_ISDIR(in->mode))
 		in->mode = fs_perm_kill(req, in->mode, in->gid);
 	if (to_set & FUSE_SET_ATTR_MODE)
