@@ -1099,8 +1099,8 @@ static DIR *rec_opendir(struct rec *rc, const char *name)
 	return dir;
 }
 
-/* data/ holds 00..ff and free/ only; anything else was put there by
- * someone else: reported, and left to them */
+/* data/ holds 00..ff and free/ only: anything else is removed as a stray
+ * file in data/XX/ is, but a directory is left to be removed by hand */
 static void rec_scan_data_top(struct rec *rc)
 {
 	DIR *dir = rec_opendir(rc, ".");
@@ -1110,13 +1110,20 @@ static void rec_scan_data_top(struct rec *rc)
 		return;
 	while ((de = readdir(dir))) {
 		const char *n = de->d_name;
+		struct stat st;
+		bool dir_ent;
 
 		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "free") ||
 		    (strlen(n) == 2 && g_ascii_isxdigit(n[0]) && g_ascii_isxdigit(n[1]) &&
 		     !g_ascii_isupper(n[0]) && !g_ascii_isupper(n[1])))
 			continue;
-		problem(rc->report, rc->problems, "data/%s is not part of the store: "
-			"remove it by hand", n);
+		dir_ent = fstatat(dirfd(dir), n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			  S_ISDIR(st.st_mode);
+		problem(rc->report, rc->problems, "data/%s is not part of the store%s", n,
+			dir_ent ? " (a directory: remove it by hand)" :
+			rc->fix ? ": removed" : "");
+		if (rc->fix && !dir_ent)
+			g_ptr_array_add(rc->doomed, g_strdup(n));
 	}
 	closedir(dir);
 }

@@ -586,11 +586,15 @@ def test_fsck_clean_and_detects_problems(fsf):
     files = backing_files(m.store)
     assert len(files) >= 5, files
     os.unlink(files[0])
-    with open(os.path.join(m.store, 'data', 'stray-extra-file'), 'w') as f:
+    stray = os.path.join(m.store, 'data', 'stray-extra-file')
+    with open(stray, 'w') as f:
         f.write('junk')
     p = m.fsck()
     assert p.returncode != 0, 'fsck missed a missing and an extra backing file'
+    assert 'data/stray-extra-file is not part of the store' in p.stdout, p.stdout
     p = m.fsck(repair=True)
+    assert 'data/stray-extra-file is not part of the store: removed' in p.stdout, p.stdout
+    assert not os.path.exists(stray)
     p = m.fsck()
     assert p.returncode == 0, 'fsck --repair did not fix: ' + p.stdout + p.stderr
     m.mount()
