@@ -80,6 +80,7 @@ int fs_acl_inherit(struct fs *fs, uint64_t dir, mode_t *mode, mode_t umask,
 	struct acl_entry *e;
 	void *val = NULL;
 	size_t len, n;
+	int64_t delta = 0;
 	int res;
 
 	res = fs_meta_getxattr(fs, dir, FS_ACL_DEFAULT, &val, &len);
@@ -96,7 +97,9 @@ int fs_acl_inherit(struct fs *fs, uint64_t dir, mode_t *mode, mode_t umask,
 	}
 	res = 0;
 	if (in && S_ISDIR(in->mode))
-		res = fs_meta_setxattr(fs, in->ino, FS_ACL_DEFAULT, val, len, 0);
+		res = fs_meta_setxattr(fs, in->ino, FS_ACL_DEFAULT, val, len, 0, &delta);
+	if (in && res == 0)
+		in->xattr_bytes += delta;
 	e = acl_entries(val, len, &n);
 	if (e && res == 0) {
 		mode_t m = in ? in->mode : *mode;
@@ -104,8 +107,10 @@ int fs_acl_inherit(struct fs *fs, uint64_t dir, mode_t *mode, mode_t umask,
 
 		if (!in)
 			*mode = m;
-		else if (equiv == 0)
-			res = fs_meta_setxattr(fs, in->ino, FS_ACL_ACCESS, val, len, 0);
+		else if (equiv == 0 &&
+			 (res = fs_meta_setxattr(fs, in->ino, FS_ACL_ACCESS, val, len, 0,
+						 &delta)) == 0)
+			in->xattr_bytes += delta;
 	}
 	g_free(val);
 	return res;
@@ -141,8 +146,9 @@ int fs_acl_chmod(struct fs *fs, struct fs_inode *in)
 		mask_obj->perm = htole16((in->mode >> 3) & 7);
 	else if (group_obj)
 		group_obj->perm = htole16((in->mode >> 3) & 7);
+	/* the entries are rewritten in place: same length, same charge */
 	if (e)
-		res = fs_meta_setxattr(fs, in->ino, FS_ACL_ACCESS, val, len, 0);
+		res = fs_meta_setxattr(fs, in->ino, FS_ACL_ACCESS, val, len, 0, NULL);
 	g_free(val);
 	return res;
 }

@@ -16,7 +16,8 @@ struct fs_inode;
 
 /* db_lock held, inside a transaction.  With @in NULL: adjust *mode for a new
  * inode in @dir (default ACL, else the umask).  With @in (already inserted):
- * store the inherited ACLs on it. */
+ * store the inherited ACLs on it, adding their bytes to in->xattr_bytes
+ * (the caller charges them). */
 int fs_acl_inherit(struct fs *fs, uint64_t dir, mode_t *mode, mode_t umask,
 		   struct fs_inode *in);
 /* After a chmod: rewrite the access ACL's base entries from in->mode.

@@ -79,6 +79,9 @@ struct fs_inode {
 	bool row_gone;			/* nlink 0 and its SQLite row already deleted */
 	bool linkable;			/* an O_TMPFILE (no O_EXCL) never linked yet */
 	bool has_xattrs;		/* false: it has none (getxattr answers without SQLite) */
+	uint64_t xattr_bytes;		/* its xattrs' names and values, charged to the
+					 * ledger in whole pages (fs_xattr_pages); not a
+					 * column: derived from the xattrs table on load */
 	int fd;				/* backing file while nopen > 0 or busy, else -1 */
 	bool rsv_loaded;		/* rsv reflects the backing file */
 	uint64_t rsv_pages_db;		/* reserved pages as last stored */
@@ -197,12 +200,22 @@ struct fs_dirent {
 };
 /* Up to @max entries after @off; returns the count or -errno. */
 int fs_meta_readdir(struct fs *fs, fuse_ino_t dir, int64_t off, struct fs_dirent *ents, int max);
-/* xattrs */
+/* xattrs.  An xattr costs the length of its name plus that of its value;
+ * an inode's xattrs are charged to the ledger in whole pages, as ext4
+ * gives them a block: one page for a few small ones, none for none. */
+static inline uint64_t fs_xattr_pages(uint64_t bytes)
+{
+	return rsv_page_up(bytes);
+}
 int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val, size_t *len);
+/* *@delta (may be NULL): how many bytes the inode's xattrs grew (< 0: shrank) */
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
-		     size_t len, int flags);
+		     size_t len, int flags, int64_t *delta);
 int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out);	/* every name */
-int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name);
+/* *@freed: the bytes the removed xattr cost */
+int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *freed);
+/* The pages the xattrs of every inode cost, for the ledger at mount */
+int fs_meta_xattr_pages(struct fs *fs, uint64_t *pages);
 /* counts for mount */
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out);
 
@@ -299,6 +312,7 @@ struct fs_inode_saved {
 	int64_t atime, mtime, ctime;
 	fuse_ino_t parent;
 	uint64_t rsv_pages_db;
+	uint64_t xattr_bytes;
 	bool attr_dirty, row_gone, has_xattrs;
 };
 void fs_inode_save(const struct fs_inode *in, struct fs_inode_saved *s);

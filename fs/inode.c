@@ -239,7 +239,8 @@ static void inode_close_fd(struct fs *fs, struct fs_inode *in)
 }
 
 /* Releases the data of an inode whose last link is gone and that nobody has
- * open: the backing file goes, and with it the reservation.  in->lock held. */
+ * open: the backing file goes, and with it the reservation, its xattrs'
+ * pages too (their rows go with its row).  in->lock held. */
 void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait)
 {
 	if (in->deleted || in->nlink > 0)
@@ -256,6 +257,8 @@ void fs_inode_free_data(struct fs *fs, struct fs_inode *in, bool may_wait)
 		rsv_map_clear(&in->rsv);
 		in->rsv_loaded = true;
 	}
+	rsv_release(&fs->ledger, fs_xattr_pages(in->xattr_bytes));
+	in->xattr_bytes = 0;
 	rsv_inode_put(&fs->ledger);
 }
 
@@ -274,6 +277,7 @@ void fs_inode_save(const struct fs_inode *in, struct fs_inode_saved *s)
 	s->attr_dirty = in->attr_dirty;
 	s->row_gone = in->row_gone;
 	s->has_xattrs = in->has_xattrs;
+	s->xattr_bytes = in->xattr_bytes;
 }
 
 void fs_inode_restore(struct fs_inode *in, const struct fs_inode_saved *s)
@@ -291,6 +295,7 @@ void fs_inode_restore(struct fs_inode *in, const struct fs_inode_saved *s)
 	in->attr_dirty = s->attr_dirty;
 	in->row_gone = s->row_gone;
 	in->has_xattrs = s->has_xattrs;
+	in->xattr_bytes = s->xattr_bytes;
 }
 
 /* Called with db_lock and itable_lock held when all counts are zero: what

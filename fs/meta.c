@@ -408,11 +408,17 @@ int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
 #define META_INODE_COLS \
 	"i.ino, i.gen, i.mode, i.uid, i.gid, i.nlink, i.rdev, i.size, i.atime, i.mtime," \
 	" i.ctime, i.btime, i.parent, i.rsv_pages," \
-	" EXISTS(SELECT 1 FROM xattrs x WHERE x.ino = i.ino), i.flags"
+	" (SELECT coalesce(sum(length(x.name) + length(x.value)), 0) FROM xattrs x" \
+	"  WHERE x.ino = i.ino), i.flags"
+
+/* The bytes an inode's xattrs cost (see fs_xattr_pages).  length() of a
+ * BLOB reads its size from the record header, never the value itself. */
+#define META_XATTR_LEN "SELECT length(name) + length(value) FROM xattrs WHERE ino = ? AND name = ?"
 
 /* One row of META_INODE_COLS into @in.  has_xattrs lets getxattr answer
  * without SQLite for the (many) inodes that have none: the kernel asks for
- * security.capability often. */
+ * security.capability often.  An inode without xattrs costs the same one
+ * probe of the xattrs table as before they were charged. */
 static void meta_fill_inode(sqlite3_stmt *st, struct fs_inode *in)
 {
 	in->ino = sqlite3_column_int64(st, 0);
@@ -429,7 +435,8 @@ static void meta_fill_inode(sqlite3_stmt *st, struct fs_inode *in)
 	in->btime = sqlite3_column_int64(st, 11);
 	in->parent = sqlite3_column_int64(st, 12);
 	in->rsv_pages_db = sqlite3_column_int64(st, 13);
-	in->has_xattrs = sqlite3_column_int(st, 14) != 0;
+	in->xattr_bytes = sqlite3_column_int64(st, 14);
+	in->has_xattrs = in->xattr_bytes != 0;
 	in->flags = sqlite3_column_int64(st, 15);
 }
 
@@ -723,15 +730,32 @@ int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val
 	return rc == SQLITE_DONE ? -ENODATA : meta_fail(fs, rc, "getxattr");
 }
 
+/* The bytes the xattr @name of @ino costs: 0, -ENODATA when there is none */
+static int meta_xattr_len(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *bytes)
+{
+	sqlite3_stmt *st = meta_stmt(fs, META_XATTR_LEN);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	meta_bind_name(st, 2, name);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*bytes = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENODATA : meta_fail(fs, rc, "xattr length");
+}
+
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
-		     size_t len, int flags)
+		     size_t len, int flags, int64_t *delta)
 {
 	sqlite3_stmt *st;
-	void *old = NULL;
-	size_t oldlen;
-	int exists = fs_meta_getxattr(fs, ino, name, &old, &oldlen);
+	uint64_t old = 0;
+	int exists = meta_xattr_len(fs, ino, name, &old), res;
 
-	g_free(old);
 	if (exists < 0 && exists != -ENODATA)
 		return exists;
 	if ((flags & XATTR_CREATE) && exists == 0)
@@ -745,7 +769,10 @@ int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void
 	meta_bind_name(st, 2, name);
 	/* a zero-length value must still be a BLOB, not NULL */
 	sqlite3_bind_blob(st, 3, len ? val : "", len, SQLITE_STATIC);
-	return meta_step_done(fs, st);
+	res = meta_step_done(fs, st);
+	if (res == 0 && delta)
+		*delta = (int64_t)(strlen(name) + len) - (int64_t)old;
+	return res;
 }
 
 int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
@@ -767,10 +794,26 @@ int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
 	return rc == SQLITE_DONE ? 0 : meta_fail(fs, rc, "listxattr");
 }
 
-int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name)
+int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *freed)
 {
+	int res = meta_xattr_len(fs, ino, name, freed);
+
+	if (res < 0)
+		return res;
 	return meta_delete_named(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?",
 				 ino, name, -ENODATA);
+}
+
+int fs_meta_xattr_pages(struct fs *fs, uint64_t *pages)
+{
+	char sql[256];
+
+	/* rows of an inode that is gone (never left by us) cost nothing */
+	snprintf(sql, sizeof(sql), "SELECT coalesce(sum((b + %u) / %u), 0) FROM"
+		 " (SELECT sum(length(name) + length(value)) AS b FROM xattrs"
+		 "  WHERE ino IN (SELECT ino FROM inodes) GROUP BY ino)",
+		 RSV_PAGE_SIZE - 1, RSV_PAGE_SIZE);
+	return fs_meta_count(fs, sql, pages);
 }
 
 int fs_meta_count(struct fs *fs, const char *sql, uint64_t *out)

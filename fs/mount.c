@@ -859,19 +859,22 @@ static void mount_set_bdi(struct fs *fs)
 }
 
 /* Charges the ledger with what the store holds: from the per-inode records
- * after a clean unmount, or re-derived from the backing files otherwise. */
+ * after a clean unmount, or re-derived from the backing files otherwise.
+ * Either way xattrs cost what the xattrs table holds (it is transactional,
+ * so it never needs re-deriving). */
 static int mount_load_ledger(struct fs *fs, bool clean, bool switched)
 {
-	uint64_t pages = 0, inodes = 0;
+	uint64_t pages = 0, inodes = 0, xpages = 0;
 	int problems = 0, res;
 	guint later;
 
 	if (clean) {
 		if ((res = fs_meta_count(fs, "SELECT COALESCE(SUM(rsv_pages), 0) FROM inodes",
 					 &pages)) < 0 ||
+		    (res = fs_meta_xattr_pages(fs, &xpages)) < 0 ||
 		    (res = fs_meta_count(fs, "SELECT COUNT(*) FROM inodes", &inodes)) < 0)
 			return res;
-		rsv_charge_force(&fs->ledger, pages);
+		rsv_charge_force(&fs->ledger, pages + xpages);
 		for (uint64_t i = 0; i < inodes; i++)
 			rsv_inode_get_force(&fs->ledger);
 		return 0;

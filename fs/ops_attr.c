@@ -233,11 +233,47 @@ static bool xattr_is_ctl(fuse_ino_t ino, const char *name)
 	return ino == FS_ROOT_INO && g_str_has_prefix(name, CTL_PREFIX);
 }
 
+/* The ledger for an inode's xattrs going from in->xattr_bytes to @bytes
+ * (in->lock held, before the commit): a growth in whole pages is charged
+ * all or nothing (-ENOSPC); *@charged says what to give back if the commit
+ * fails.  A shrink is given back by xattr_settle once committed. */
+static int xattr_charge(struct fs *fs, struct fs_inode *in, uint64_t bytes, uint64_t *charged)
+{
+	uint64_t was = fs_xattr_pages(in->xattr_bytes), now = fs_xattr_pages(bytes);
+
+	*charged = 0;
+	if (now > was) {
+		if (rsv_charge(&fs->ledger, now - was) < 0) {
+			rsv_count_enospc(&fs->ledger, RSV_EV_XATTR);
+			return -ENOSPC;
+		}
+		*charged = now - was;
+	}
+	in->xattr_bytes = bytes;
+	return 0;
+}
+
+/* After the commit (@res) of a change from @was bytes of xattrs to
+ * in->xattr_bytes (restored already if it failed): pages no longer needed,
+ * or charged for nothing, go back. */
+static void xattr_settle(struct fs *fs, struct fs_inode *in, int res, uint64_t was,
+			 uint64_t charged)
+{
+	uint64_t before = fs_xattr_pages(was), after = fs_xattr_pages(in->xattr_bytes);
+
+	if (res < 0)
+		rsv_release(&fs->ledger, charged);
+	else if (after < before)
+		rsv_release(&fs->ledger, before - after);
+}
+
 static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct fs_inode_saved saved;
 	struct fs_inode *in;
+	uint64_t charged = 0, freed;
+	int64_t delta = 0;
 	int res;
 
 	if ((res = xattr_check_name(name)) < 0)
@@ -249,6 +285,11 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 	g_mutex_lock(&in->lock);
 	if (fs_pinned(in)) {
 		res = -EPERM;
+		goto out;
+	}
+	/* its xattr pages went back to the ledger with its data */
+	if (in->deleted) {
+		res = -ENOENT;
 		goto out;
 	}
 	if (strcmp(name, FS_ACL_DEFAULT) == 0 && !S_ISDIR(in->mode)) {
@@ -268,16 +309,21 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 			if (res >= 0) {
 				in->mode = mode;
 				if (res == 1) {
-					res = fs_meta_removexattr(fs, ino, name);
-					if (res == -ENODATA)
+					res = fs_meta_removexattr(fs, ino, name, &freed);
+					if (res == 0)
+						delta = -(int64_t)freed;
+					else if (res == -ENODATA)
 						res = 0;
 				} else {
-					res = fs_meta_setxattr(fs, ino, name, value, size, flags);
+					res = fs_meta_setxattr(fs, ino, name, value, size, flags,
+							       &delta);
 				}
 			}
 		} else {
-			res = fs_meta_setxattr(fs, ino, name, value, size, flags);
+			res = fs_meta_setxattr(fs, ino, name, value, size, flags, &delta);
 		}
+		if (res == 0)
+			res = xattr_charge(fs, in, in->xattr_bytes + delta, &charged);
 		if (res == 0) {
 			in->has_xattrs = true;
 			in->ctime = fs_now();
@@ -286,6 +332,7 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 		res = fs_meta_commit(fs, res);
 		if (res < 0)
 			fs_inode_restore(in, &saved);
+		xattr_settle(fs, in, res, saved.xattr_bytes, charged);
 	}
 out:
 	g_mutex_unlock(&in->lock);
@@ -397,6 +444,7 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 {
 	struct fs_inode_saved saved;
 	struct fs_inode *in;
+	uint64_t charged = 0, freed = 0;
 	int res;
 
 	if ((res = xattr_check_name(name)) < 0)
@@ -409,8 +457,13 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	fs_inode_save(in, &saved);
 	if (fs_pinned(in))
 		res = -EPERM;
+	else if (in->deleted)	/* its xattr pages went back with its data */
+		res = -ENOENT;
 	else if ((res = fs_meta_begin(fs)) == 0) {
-		res = fs_meta_removexattr(fs, ino, name);
+		res = fs_meta_removexattr(fs, ino, name, &freed);
+		if (res == 0)
+			res = xattr_charge(fs, in, in->xattr_bytes - MIN(freed, in->xattr_bytes),
+					   &charged);
 		if (res == 0) {
 			in->ctime = fs_now();
 			res = fs_meta_store_inode(fs, in);
@@ -418,6 +471,7 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 		res = fs_meta_commit(fs, res);
 		if (res < 0)
 			fs_inode_restore(in, &saved);
+		xattr_settle(fs, in, res, saved.xattr_bytes, charged);
 	}
 	g_mutex_unlock(&in->lock);
 	fs_inode_put(fs, in);

@@ -175,6 +175,7 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 	struct fs_inode_saved dir_saved;
 	struct fs_inode *dir, *in;
 	bool charged = false, backing = false;
+	uint64_t xcharged = 0;		/* pages of inherited ACLs */
 	fuse_ino_t old;
 	int res;
 
@@ -234,7 +235,16 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 		res = fs_meta_insert_inode(fs, in, nw->link);
 	if (res == 0 && dir->has_xattrs)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
-	in->has_xattrs = dir->has_xattrs;	/* default ACLs are inherited */
+	/* inherited ACLs cost their pages, as a setxattr's would */
+	if (res == 0 && in->xattr_bytes) {
+		if (rsv_charge(&fs->ledger, fs_xattr_pages(in->xattr_bytes)) < 0) {
+			rsv_count_enospc(&fs->ledger, RSV_EV_XATTR);
+			res = -ENOSPC;
+		} else {
+			xcharged = fs_xattr_pages(in->xattr_bytes);
+		}
+	}
+	in->has_xattrs = in->xattr_bytes != 0;	/* default ACLs are inherited */
 	if (res == 0 && !nw->tmpfile)
 		res = fs_meta_link(fs, parent, name, in->ino, true);
 	if (res == 0 && S_ISREG(in->mode)) {
@@ -272,6 +282,7 @@ out_put:
 	if (res < 0) {
 		if (charged)
 			rsv_inode_put(&fs->ledger);
+		rsv_release(&fs->ledger, xcharged);
 		fs_inode_free(in);
 		return res;
 	}

@@ -862,6 +862,7 @@ struct rec_inode {
 	uint64_t nlink;
 	uint64_t size;
 	uint64_t rsv_pages;
+	uint64_t xattr_bytes;	/* its xattrs' names and values (fs_xattr_pages) */
 	int64_t ctime;
 	uint64_t links;		/* dentries naming it */
 	uint64_t subdirs;	/* directories: child directories */
@@ -911,8 +912,9 @@ static int rec_load_inodes(struct rec *rc)
 	sqlite3_stmt *st;
 	int res, step;
 
-	if ((res = rec_query(rc->fs, "SELECT ino, mode, nlink, size, rsv_pages, ctime FROM inodes",
-			     &st)) < 0)
+	if ((res = rec_query(rc->fs, "SELECT ino, mode, nlink, size, rsv_pages, ctime,"
+			     " (SELECT coalesce(sum(length(x.name) + length(x.value)), 0)"
+			     "  FROM xattrs x WHERE x.ino = i.ino) FROM inodes i", &st)) < 0)
 		return res;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_inode *r = g_new0(struct rec_inode, 1);
@@ -922,6 +924,7 @@ static int rec_load_inodes(struct rec *rc)
 		r->size = sqlite3_column_int64(st, 3);
 		r->rsv_pages = sqlite3_column_int64(st, 4);
 		r->ctime = sqlite3_column_int64(st, 5);
+		r->xattr_bytes = sqlite3_column_int64(st, 6);
 		g_hash_table_insert(rc->inodes, &r->ino, r);
 	}
 	return rec_done(st, step);
@@ -1367,6 +1370,7 @@ int fs_recover(struct fs *fs, bool clean, bool report_only, GString *report, int
 		if (r->freed)
 			continue;
 		ninodes++;
+		total_pages += fs_xattr_pages(r->xattr_bytes);
 		if (S_ISREG(r->mode) && (res = rec_check_file(&rc, r, &total_pages)) < 0)
 			goto out_rollback;
 	}

@@ -245,6 +245,7 @@ const char *rsv_event_name(enum rsv_event ev)
 		[RSV_EV_FALLOCATE] = "fallocate",
 		[RSV_EV_WRITEBACK] = "writeback",
 		[RSV_EV_CREATE] = "create",
+		[RSV_EV_XATTR] = "xattr",
 	};
 
 	if ((unsigned)ev >= RSV_EV_NR)

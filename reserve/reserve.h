@@ -90,6 +90,7 @@ enum rsv_event {		/* calls that can meet ENOSPC, for statistics */
 	RSV_EV_FALLOCATE,
 	RSV_EV_WRITEBACK,
 	RSV_EV_CREATE,
+	RSV_EV_XATTR,		/* setxattr, and ACLs inherited by a create */
 	RSV_EV_NR
 };
 

@@ -1092,3 +1092,180 @@ def test_unlink_on_full_backing_disk(workdir, mode):
                               > 32 * MiB)
         with open(os.path.join(mnt, 'again'), 'wb') as f:
             f.write(b'a' * (16 * MiB))
+
+
+# ---- xattrs ---------------------------------------------------------------------
+# An inode's xattrs (names + values) cost whole pages of the capacity, as
+# ext4 gives them a block: one page for a few small ones, none for none.
+
+XVAL = 60000            # a value under the kernel's 64 KiB limit
+XPAGES = pages(len('user.big') + XVAL)      # 15
+
+
+def touch(p):
+    open(p, 'wb').close()
+
+
+def fsck_reserved(m):
+    """fsck of the unmounted store: clean, and the pages its ledger holds."""
+    r = m.fsck()
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = re.search(r'(\d+) of \d+ pages reserved', r.stdout)
+    assert got, r.stdout
+    return int(got.group(1))
+
+
+def test_xattrs_are_charged_in_whole_pages(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    free0 = m.free_pages()
+    f = m.path('f')
+    touch(f)
+    assert m.free_pages() == free0, 'an inode without xattrs costs nothing'
+    os.setxattr(f, 'user.a', b'x')
+    assert free0 - m.free_pages() == 1
+    os.setxattr(f, 'user.b', b'y' * 100)
+    assert free0 - m.free_pages() == 1, 'small xattrs share a page'
+    os.setxattr(f, 'user.a', b'z' * 5000)
+    assert free0 - m.free_pages() == pages(6 + 5000 + 6 + 100) == 2
+    os.setxattr(f, 'user.a', b'z')          # replaced by a smaller value
+    assert free0 - m.free_pages() == 1
+    os.removexattr(f, 'user.a')
+    assert free0 - m.free_pages() == 1
+    os.removexattr(f, 'user.b')
+    assert m.free_pages() == free0
+    # directories and the root pay too; the control xattrs do not
+    os.mkdir(m.path('d'))
+    os.setxattr(m.path('d'), 'trusted.t', b'1')
+    os.setxattr(m.mnt, 'user.r', b'1')
+    assert free0 - m.free_pages() == 2
+    os.setxattr(m.mnt, 'user.reservefs.size', b'2M')
+    assert m.free_pages() == free0 - 2 + 256
+    os.setxattr(m.mnt, 'user.reservefs.size', b'1M')
+    assert m.free_pages() == free0 - 2
+    # the last delete gives the pages back; a link does not
+    os.setxattr(f, 'user.big', b'v' * XVAL)
+    os.link(f, m.path('g'))
+    os.unlink(f)
+    assert free0 - m.free_pages() == 2 + XPAGES
+    os.unlink(m.path('g'))
+    os.rmdir(m.path('d'))
+    assert free0 - m.free_pages() == 1
+    m.umount()
+    assert fsck_reserved(m) == 1
+
+
+def test_xattrs_fill_the_capacity(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    total = m.free_pages()
+    files = []
+    while True:
+        p = m.path('x%d' % len(files))
+        touch(p)
+        try:
+            os.setxattr(p, 'user.big', b'v' * XVAL)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+            break
+        files.append(p)
+        assert len(files) <= total // XPAGES, 'xattrs not charged'
+    assert len(files) == total // XPAGES
+    used = len(files) * XPAGES
+    assert m.used_pages() == used and m.free_pages() == total - used
+    # nothing of the refused one is stored
+    last = m.path('x%d' % len(files))
+    assert os.listxattr(last) == []
+    assert rfs.errno_of(os.getxattr, last, 'user.big') == errno.ENODATA
+    # what is left takes small xattrs, a page each, then nothing more
+    left = total - used
+    smalls = []
+    for i in range(left):
+        p = m.path('s%d' % i)
+        touch(p)
+        os.setxattr(p, 'user.s', b'1')
+        smalls.append(p)
+    assert m.free_pages() == 0
+    assert enospc(os.setxattr, last, 'user.s', b'1')
+    assert os.listxattr(last) == []
+    # within an inode's page there is room still
+    os.setxattr(smalls[0], 'user.t', b'2' * 1000)
+    # a replace that needs more pages fails and keeps the old value
+    assert enospc(os.setxattr, files[0], 'user.big', b'w' * 65536)
+    assert os.getxattr(files[0], 'user.big') == b'v' * XVAL
+    # a file's data finds no room: xattrs took it
+    with open(m.path('data'), 'wb', buffering=0) as f:
+        assert enospc(f.write, b'd' * 4096)
+    assert os.stat(m.path('data')).st_size == 0
+    st = m.stat_json()
+    assert st['enospc']['xattr'] >= 3 and st['reserved_pages'] == total
+    used = total
+
+    # the numbers survive a clean remount, a SIGKILL and fsck
+    m.remount()
+    assert m.used_pages() == used
+    m.allow_log_errors = True
+    m.kill(signal.SIGKILL)
+    m.umount_dead()
+    m.mount()
+    assert m.used_pages() == used
+    m.umount()
+    assert fsck_reserved(m) == used
+    m.mount()
+
+    # removing frees: an xattr, then a whole inode
+    os.removexattr(files[0], 'user.big')
+    assert m.used_pages() == used - XPAGES
+    os.unlink(files[1])
+    assert m.used_pages() == used - 2 * XPAGES
+    with open(m.path('data'), 'wb', buffering=0) as f:
+        assert f.write(b'd' * 4096) == 4096
+    used = used - 2 * XPAGES + 1
+    assert m.used_pages() == used
+    m.allow_log_errors = True
+    m.kill(signal.SIGKILL)
+    m.umount_dead()
+    m.mount()
+    assert m.used_pages() == used
+    m.remount()
+    assert m.used_pages() == used
+    m.umount()
+    assert fsck_reserved(m) == used
+
+
+def test_xattrs_count_against_a_capacity_change(fsf):
+    m = fsf.new(size='1M')
+    touch(m.path('f'))
+    os.setxattr(m.path('f'), 'user.big', b'v' * XVAL)
+    # shrinking below what the xattrs hold is refused
+    assert enospc(os.setxattr, m.mnt, 'user.reservefs.size', b'%d' % ((XPAGES - 1) * PAGE))
+    os.setxattr(m.mnt, 'user.reservefs.size', b'%d' % (XPAGES * PAGE))
+    assert m.free_pages() == 0
+    with open(m.path('f'), 'wb', buffering=0) as f:
+        assert enospc(f.write, b'd')
+    os.setxattr(m.mnt, 'user.reservefs.size', b'1M')
+
+
+def test_inherited_acls_are_charged(fsf):
+    m = fsf.new(size='1M')
+    d = m.path('d')
+    os.mkdir(d)
+    rfs.run(['setfacl', '-d', '-m', 'u:nobody:rw', d], check=True)
+    used = m.used_pages()
+    assert used == 1
+    os.mkdir(os.path.join(d, 'sub'))       # default and access ACL: one page
+    touch(os.path.join(d, 'f'))            # access ACL
+    touch(m.path('plain'))                 # none
+    assert m.used_pages() == used + 2
+    with open(m.path('fill'), 'wb') as f:
+        os.posix_fallocate(f.fileno(), 0, m.free_pages() * PAGE)
+    assert m.free_pages() == 0
+    for make in (os.mkdir, touch):
+        p = os.path.join(d, 'new')
+        assert enospc(make, p)
+        assert not os.path.lexists(p)
+    touch(m.path('plain2'))                # no ACL to inherit: no page needed
+    os.rmdir(os.path.join(d, 'sub'))
+    os.mkdir(os.path.join(d, 'sub2'))
+    m.remount()
+    assert m.free_pages() == 0
+    m.umount()
+    assert fsck_reserved(m) == 256

@@ -725,6 +725,7 @@ static void test_ledger_enospc(void)
 	g_assert_cmpstr(rsv_event_name(RSV_EV_FALLOCATE), ==, "fallocate");
 	g_assert_cmpstr(rsv_event_name(RSV_EV_WRITEBACK), ==, "writeback");
 	g_assert_cmpstr(rsv_event_name(RSV_EV_CREATE), ==, "create");
+	g_assert_cmpstr(rsv_event_name(RSV_EV_XATTR), ==, "xattr");
 	g_assert_cmpstr(rsv_event_name(RSV_EV_NR), ==, "unknown");
 	g_assert_cmpuint(rsv_enospc_count(&l, RSV_EV_NR), ==, 0);
 	/* Re-init zeroes the counters. */
