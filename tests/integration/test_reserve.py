@@ -1269,3 +1269,41 @@ def test_inherited_acls_are_charged(fsf):
     assert m.free_pages() == 0
     m.umount()
     assert fsck_reserved(m) == 256
+
+
+def test_xattrs_of_an_open_unlinked_file(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    free0 = m.free_pages()
+    # freed at the last close
+    fd = os.open(m.path('o'), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.setxattr(fd, 'user.big', b'v' * XVAL)
+        os.unlink(m.path('o'))
+        assert free0 - m.free_pages() == XPAGES
+        os.setxattr(fd, 'user.more', b'v' * 8000)
+        assert free0 - m.free_pages() == pages(8 + XVAL + 9 + 8000)
+    finally:
+        os.close(fd)
+    assert m.free_pages() == free0
+    # freed by the recovery after a crash
+    import subprocess
+    import sys
+    code = ('import os,sys,time\n'
+            'fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\n'
+            'os.setxattr(fd,"user.big",b"v"*%d); os.unlink(sys.argv[1])\n'
+            'print("ready",flush=True); time.sleep(60)\n' % XVAL)
+    proc = subprocess.Popen([sys.executable, '-c', code, m.path('orphan')],
+                            stdout=subprocess.PIPE, text=True)
+    m.allow_log_errors = True
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        assert free0 - m.free_pages() == XPAGES
+        m.kill(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    m.umount_dead()
+    m.mount()
+    assert m.free_pages() == free0, 'orphan xattrs not freed at mount'
+    m.umount()
+    assert fsck_reserved(m) == 0
