@@ -1284,7 +1284,8 @@ def test_xattrs_of_an_open_unlinked_file(fsf, mode):
         assert free0 - m.free_pages() == pages(8 + XVAL + 9 + 8000)
     finally:
         os.close(fd)
-    assert m.free_pages() == free0
+    # the kernel sends the RELEASE after close() has returned
+    assert rfs.wait_until(lambda: m.free_pages() == free0), (m.free_pages(), free0)
     # freed by the recovery after a crash
     import subprocess
     import sys
