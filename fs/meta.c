@@ -573,22 +573,36 @@ int fs_meta_read_link(struct fs *fs, fuse_ino_t ino, char **target)
 	return 0;
 }
 
-int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino)
+/* The one integer @sql (bound to @id and @name) selects into *@out: 0, or
+ * @missing when there is no such row */
+static int meta_int_by_name(struct fs *fs, const char *sql, uint64_t id, const char *name,
+			    int missing, const char *what, uint64_t *out)
 {
-	sqlite3_stmt *st = meta_stmt(fs, "SELECT ino FROM dentries WHERE parent = ? AND name = ?");
+	sqlite3_stmt *st = meta_stmt(fs, sql);
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_int64(st, 1, id);
 	meta_bind_name(st, 2, name);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*ino = sqlite3_column_int64(st, 0);
+		*out = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : meta_fail(fs, rc, "lookup");
+	return rc == SQLITE_DONE ? missing : meta_fail(fs, rc, what);
+}
+
+int fs_meta_lookup(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino)
+{
+	uint64_t v;
+	int res = meta_int_by_name(fs, "SELECT ino FROM dentries WHERE parent = ? AND name = ?",
+				   parent, name, -ENOENT, "lookup", &v);
+
+	if (res == 0)
+		*ino = v;
+	return res;
 }
 
 int fs_meta_link(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino, bool new_ino)
@@ -733,20 +747,7 @@ int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val
 /* The bytes the xattr @name of @ino costs: 0, -ENODATA when there is none */
 static int meta_xattr_len(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *bytes)
 {
-	sqlite3_stmt *st = meta_stmt(fs, META_XATTR_LEN);
-	int rc;
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, ino);
-	meta_bind_name(st, 2, name);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*bytes = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENODATA : meta_fail(fs, rc, "xattr length");
+	return meta_int_by_name(fs, META_XATTR_LEN, ino, name, -ENODATA, "xattr length", bytes);
 }
 
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,

@@ -76,6 +76,16 @@ def fsck(store, repair=False, timeout=120):
     return run(args, timeout=timeout)
 
 
+def fsck_reserved(store):
+    """fsck of an unmounted store: it must be clean; the pages its ledger
+    holds."""
+    r = fsck(store)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = re.search(r'(\d+) of \d+ pages reserved', r.stdout)
+    assert got, r.stdout
+    return int(got.group(1))
+
+
 def mounts():
     """Every line of /proc/self/mountinfo, oldest first, as a dict."""
     with open('/proc/self/mountinfo') as f:
@@ -365,6 +375,14 @@ class Mount:
                 pass
         elif pid is not None:
             self._wait_pid_exit(pid, 10)
+
+    def kill_remount(self):
+        """SIGKILL the daemon, detach the dead mount, mount again: the
+        next mount's recovery."""
+        self.allow_log_errors = True
+        self.kill(signal.SIGKILL)
+        self.umount_dead()
+        self.mount()
 
     def umount_dead(self):
         """After the daemon was killed: detach the dead mount."""

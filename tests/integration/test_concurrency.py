@@ -43,14 +43,6 @@ def rfsc_ok(*args, timeout=120):
     return err
 
 
-def reserved_by_fsck(m):
-    r = m.fsck()
-    assert r.returncode == 0, r.stdout + r.stderr
-    g = re.search(r'(\d+) of \d+ pages reserved', r.stdout)
-    assert g, r.stdout
-    return int(g.group(1))
-
-
 @pytest.mark.timeout(100)
 def test_rfsc_concurrent_workers_and_remount(fsf, mode):
     rfsc_or_skip()
@@ -66,11 +58,11 @@ def test_rfsc_concurrent_workers_and_remount(fsf, mode):
     live = m.stat_json()
     assert live['enospc']['writeback'] == 0 and live['writeback_failures'] == 0, live
     m.umount()
-    assert reserved_by_fsck(m) == live['reserved_pages']
+    assert rfs.fsck_reserved(m.store) == live['reserved_pages']
     m.mount()
     rfsc_ok('verify', '-s', state)
     m.umount()
-    assert reserved_by_fsck(m) == live['reserved_pages']
+    assert rfs.fsck_reserved(m.store) == live['reserved_pages']
 
 
 @pytest.mark.timeout(100)
@@ -101,7 +93,7 @@ def test_rfsc_sigkill_daemon_under_load(fsf, mode):
     m.mount()                       # recovery
     rfsc_ok('verify', '-s', state, '--crash')
     m.umount()
-    reserved_by_fsck(m)
+    rfs.fsck_reserved(m.store)
 
 
 @pytest.mark.timeout(90)

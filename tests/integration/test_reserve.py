@@ -1,12 +1,15 @@
 """The reservation layer (issue 3): exact capacity, ENOSPC at the call, mmap
 that never loses a page.  Small stores (1 MiB, 64 MiB), both modes."""
 
+import contextlib
 import errno
 import json
 import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -436,8 +439,6 @@ def test_largest_inode_limit_is_kept(fsf):
 def test_statfs_exact_under_concurrency(fsf, mode):
     """Sample statfs while 8 writers race: usage never exceeds capacity."""
     m = fsf.new(size='4M', reserve=mode)
-    import subprocess
-    import sys
     proc = subprocess.Popen([sys.executable, rfs.helper_script('fill.py'), m.mnt, '8', '8192'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     bad = []
@@ -476,8 +477,6 @@ def ledger_truth(m, mode):
 
 @pytest.mark.timeout(240, 1800)
 def test_sigkill_daemon_mid_fill(fsf, mode, long_run):
-    import subprocess
-    import sys
     seeds = range(12) if long_run else range(3)
     m = fsf.new(size='16M', reserve=mode)
     m.allow_log_errors = True
@@ -530,25 +529,31 @@ def test_sigkill_daemon_mid_fill(fsf, mode, long_run):
         assert m.used_pages() == ledger_truth(m, mode)
 
 
-def test_sigkill_with_open_unlinked_file_frees_orphan(fsf, mode):
-    m = fsf.new(size='1M', reserve=mode)
-    m.allow_log_errors = True
-    import subprocess
-    import sys
-    # a separate process holds an unlinked file open when the daemon dies
+@contextlib.contextmanager
+def orphan_held(path, make):
+    """A process of its own creates @path, runs @make (Python, on its fd),
+    unlinks it and holds it open for the body; killed after it."""
     code = ('import os,sys,time\n'
-            'fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\n'
-            'os.write(fd,b"o"*(100*4096)); os.fsync(fd); os.unlink(sys.argv[1])\n'
+            'fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\n' + make + '\n'
+            'os.unlink(sys.argv[1])\n'
             'print("ready",flush=True); time.sleep(60)\n')
-    proc = subprocess.Popen([sys.executable, '-c', code, m.path('orphan')],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, '-c', code, path], stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout.readline().strip() == 'ready'
-        assert m.free_pages() == 156
-        m.kill(signal.SIGKILL)
+        yield
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_sigkill_with_open_unlinked_file_frees_orphan(fsf, mode):
+    m = fsf.new(size='1M', reserve=mode)
+    m.allow_log_errors = True
+    # a separate process holds an unlinked file open when the daemon dies
+    with orphan_held(m.path('orphan'), 'os.write(fd,b"o"*(100*4096)); os.fsync(fd)'):
+        assert m.free_pages() == 156
+        m.kill(signal.SIGKILL)
     m.umount_dead()
     m.mount()
     assert m.free_pages() == 256, 'orphan not freed at mount'
@@ -828,8 +833,6 @@ def test_space_of_a_delete_is_usable_while_the_reaper_lags(workdir, mode, how):
     write-mode mapping lost its pages).  A read lease on the deleted file's
     backing file holds the reaper up here: its O_TRUNC open waits for it."""
     import mmap
-    import subprocess
-    import sys
     with rfs.small_store(workdir, '12M', 'size=8M,reserve=' + mode) as (store, mnt, _):
         holder = None
         try:
@@ -875,8 +878,6 @@ def test_deletes_pending_at_a_crash_go_the_reapers_way(fsf):
     tens of thousands: 6-20 s with discard); the reaper now takes them once
     the mount is up and keeps them as spares, as it keeps any deleted
     file's.  Nothing is left behind, the space is exact, fsck is clean."""
-    import subprocess
-    import sys
     m = fsf.new(size='16M')
     for i in range(200):
         with open(m.path('a%d' % i), 'wb') as f:
@@ -945,8 +946,6 @@ def test_metadata_commit_waits_for_the_reaper(workdir, op):
     when its commit could not grow meta.db's WAL).  The reaper is held up
     by a lease on the deleted file's backing file, as above; the backing
     disk is filled to its last block through the mount."""
-    import subprocess
-    import sys
     import threading
     with rfs.small_store(workdir, '12M', 'size=8M') as (store, mnt, small):
         p = lambda n: os.path.join(mnt, n)
@@ -1106,13 +1105,15 @@ def touch(p):
     open(p, 'wb').close()
 
 
-def fsck_reserved(m):
-    """fsck of the unmounted store: clean, and the pages its ledger holds."""
-    r = m.fsck()
-    assert r.returncode == 0, r.stdout + r.stderr
-    got = re.search(r'(\d+) of \d+ pages reserved', r.stdout)
-    assert got, r.stdout
-    return int(got.group(1))
+def assert_used_survives(m, used):
+    """@used pages in use after a clean remount and after a SIGKILL's
+    recovery, and fsck finds the store clean with as many (unmounted)."""
+    m.remount()
+    assert m.used_pages() == used
+    m.kill_remount()
+    assert m.used_pages() == used
+    m.umount()
+    assert rfs.fsck_reserved(m.store) == used
 
 
 def test_xattrs_are_charged_in_whole_pages(fsf, mode):
@@ -1151,7 +1152,7 @@ def test_xattrs_are_charged_in_whole_pages(fsf, mode):
     os.rmdir(m.path('d'))
     assert free0 - m.free_pages() == 1
     m.umount()
-    assert fsck_reserved(m) == 1
+    assert rfs.fsck_reserved(m.store) == 1
 
 
 def test_xattrs_fill_the_capacity(fsf, mode):
@@ -1200,15 +1201,7 @@ def test_xattrs_fill_the_capacity(fsf, mode):
     used = total
 
     # the numbers survive a clean remount, a SIGKILL and fsck
-    m.remount()
-    assert m.used_pages() == used
-    m.allow_log_errors = True
-    m.kill(signal.SIGKILL)
-    m.umount_dead()
-    m.mount()
-    assert m.used_pages() == used
-    m.umount()
-    assert fsck_reserved(m) == used
+    assert_used_survives(m, used)
     m.mount()
 
     # removing frees: an xattr, then a whole inode
@@ -1220,15 +1213,7 @@ def test_xattrs_fill_the_capacity(fsf, mode):
         assert f.write(b'd' * 4096) == 4096
     used = used - 2 * XPAGES + 1
     assert m.used_pages() == used
-    m.allow_log_errors = True
-    m.kill(signal.SIGKILL)
-    m.umount_dead()
-    m.mount()
-    assert m.used_pages() == used
-    m.remount()
-    assert m.used_pages() == used
-    m.umount()
-    assert fsck_reserved(m) == used
+    assert_used_survives(m, used)
 
 
 def test_xattrs_count_against_a_capacity_change(fsf):
@@ -1268,7 +1253,7 @@ def test_inherited_acls_are_charged(fsf):
     m.remount()
     assert m.free_pages() == 0
     m.umount()
-    assert fsck_reserved(m) == 256
+    assert rfs.fsck_reserved(m.store) == 256
 
 
 def test_xattrs_of_an_open_unlinked_file(fsf, mode):
@@ -1287,24 +1272,12 @@ def test_xattrs_of_an_open_unlinked_file(fsf, mode):
     # the kernel sends the RELEASE after close() has returned
     assert rfs.wait_until(lambda: m.free_pages() == free0), (m.free_pages(), free0)
     # freed by the recovery after a crash
-    import subprocess
-    import sys
-    code = ('import os,sys,time\n'
-            'fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\n'
-            'os.setxattr(fd,"user.big",b"v"*%d); os.unlink(sys.argv[1])\n'
-            'print("ready",flush=True); time.sleep(60)\n' % XVAL)
-    proc = subprocess.Popen([sys.executable, '-c', code, m.path('orphan')],
-                            stdout=subprocess.PIPE, text=True)
     m.allow_log_errors = True
-    try:
-        assert proc.stdout.readline().strip() == 'ready'
+    with orphan_held(m.path('orphan'), 'os.setxattr(fd,"user.big",b"v"*%d)' % XVAL):
         assert free0 - m.free_pages() == XPAGES
         m.kill(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
     m.umount_dead()
     m.mount()
     assert m.free_pages() == free0, 'orphan xattrs not freed at mount'
     m.umount()
-    assert fsck_reserved(m) == 0
+    assert rfs.fsck_reserved(m.store) == 0
