@@ -372,8 +372,14 @@ def crash_round(m, seed, victim):
     assert r.returncode == 0, 'seed %d (%s killed): fsck not clean after recovery:\n%s%s' % (
         seed, victim, r.stdout, r.stderr)
     m.mount()
-    assert m.used_pages() == sum_file_pages(m.mnt), \
-        'seed %d: ledger %d pages, files hold %d' % (seed, m.used_pages(), sum_file_pages(m.mnt))
+    # The ledger holds every file's pages below EOF.  It may hold one
+    # write's more: eof mode reserves an extending write's backing pages
+    # (fallocate KEEP_SIZE) before the write lands, and a SIGKILL between
+    # the two leaves them past EOF, where the recovery counts them (CI saw
+    # 17 pages once).  The workload's largest write is 200,000 bytes.
+    used, held = m.used_pages(), sum_file_pages(m.mnt)
+    assert 0 <= used - held <= (200000 + PAGE - 1) // PAGE + 1, \
+        'seed %d: ledger %d pages, files hold %d' % (seed, used, held)
 
 
 @pytest.mark.timeout(300, 3600)
