@@ -87,6 +87,7 @@ struct fs_inode {
 	uint64_t rsv_pages_db;		/* reserved pages as last stored */
 	int64_t stamp_ctime;		/* lock: ctime in the backing file's times
 					 * xattr (every mtime change moves ctime) */
+	uint64_t stamp_past;		/* lock: past_eof in that xattr */
 	struct rsv_map rsv;		/* reserved pages (regular files) */
 	struct rsv_map zero;		/* reserved pages known to read as zero (punched in eof
 					 * mode): SEEK_HOLE reports them; not persisted */
@@ -328,7 +329,15 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync);
 #define FS_STAMP_XATTR "user.reservefs.times"
 struct fs_stamp {
 	int64_t atime, mtime, ctime;	/* ns since the epoch, as in the row */
+	/* pages reserved past EOF (a fallocate KEEP_SIZE) at that fsync; a
+	 * stamp of an older reservefs ends before it (FS_STAMP_V1_SIZE) */
+	uint64_t past_eof;
 };
+#define FS_STAMP_V1_SIZE (3 * sizeof(int64_t))
+#define FS_STAMP_PAST_UNKNOWN UINT64_MAX
+/* The stamp of backing file @fd into *@st (past_eof FS_STAMP_PAST_UNKNOWN
+ * from an older one); false when it has none. */
+bool fs_stamp_read(int fd, struct fs_stamp *st);
 /* at unmount: every inode's row written (0), or -errno: the store is then
  * not to be marked clean (the next mount re-derives sizes from the data) */
 int fs_inode_destroy_all(struct fs *fs);

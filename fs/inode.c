@@ -610,16 +610,17 @@ void fs_inode_drain_copies(struct fs *fs, struct fs_inode *in)
  * for an atime at most).  false when the backing filesystem refuses (then,
  * and from then on when it cannot do xattrs at all, the times go through
  * SQLite). */
-static bool inode_stamp(struct fs *fs, struct fs_inode *in)
+static bool inode_stamp(struct fs *fs, struct fs_inode *in, uint64_t past)
 {
-	struct fs_stamp st = { in->atime, in->mtime, in->ctime };
+	struct fs_stamp st = { in->atime, in->mtime, in->ctime, past };
 
 	if (!__atomic_load_n(&fs->stamp_ok, __ATOMIC_RELAXED))
 		return false;
-	if (in->stamp_ctime == in->ctime)
+	if (in->stamp_ctime == in->ctime && in->stamp_past == past)
 		return true;
 	if (fsetxattr(in->fd, FS_STAMP_XATTR, &st, sizeof(st), 0) == 0) {
 		in->stamp_ctime = in->ctime;
+		in->stamp_past = past;
 		return true;
 	}
 	if (errno == ENOTSUP || errno == EOPNOTSUPP)
@@ -639,8 +640,17 @@ int fs_inode_fsync(struct fs *fs, struct fs_inode *in, bool datasync)
 	 * row stays to be stored at eviction or unmount */
 	row = !datasync && in->attr_dirty ? in : NULL;
 	if (in->fd >= 0 && !fs->ro) {
-		if (row && inode_stamp(fs, in))
+		/* a preallocation past EOF (fallocate KEEP_SIZE) is told from
+		 * one a crash cut short by the stamp (rec_check_file): an
+		 * fdatasync stamps it too */
+		uint64_t past = in->rsv_loaded ?
+			rsv_map_count_present(&in->rsv, rsv_page_up(in->size), RSV_MAX_PAGES) :
+			FS_STAMP_PAST_UNKNOWN;
+
+		if ((row || past != in->stamp_past) && inode_stamp(fs, in, past))
 			row = NULL;
+		else if (past != in->stamp_past)
+			row = in;	/* no stamp: the row holds rsv_pages */
 		res = cache_file_sync(fs->cache, &in->cf, in->fd, datasync);
 	}
 	if (res == 0)

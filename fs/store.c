@@ -1157,6 +1157,27 @@ static void rec_scan_spares(struct rec *rc)
 	closedir(dir);
 }
 
+bool fs_stamp_read(int fd, struct fs_stamp *st)
+{
+	ssize_t n = fgetxattr(fd, FS_STAMP_XATTR, st, sizeof(*st));
+
+	if (n == (ssize_t)FS_STAMP_V1_SIZE)
+		st->past_eof = FS_STAMP_PAST_UNKNOWN;
+	return n == (ssize_t)FS_STAMP_V1_SIZE || n == (ssize_t)sizeof(*st);
+}
+
+/* Whether the pages past EOF of @r's backing file @fd were there on
+ * purpose: the row held pages past its EOF (eof mode reserves every page
+ * below), or its last fsync's stamp did (or is too old to say). */
+static bool rec_past_eof_known(const struct rec_inode *r, int fd)
+{
+	struct fs_stamp st;
+
+	if (r->rsv_pages > rsv_page_up(r->size))
+		return true;
+	return fs_stamp_read(fd, &st) && st.past_eof > 0;
+}
+
 /* The times an fsync left in the backing file's xattr (struct fs_stamp),
  * when they are newer than the row: the row then has not been stored since. */
 static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
@@ -1165,8 +1186,7 @@ static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
 	char *sql;
 	int res;
 
-	if (fgetxattr(fd, FS_STAMP_XATTR, &st, sizeof(st)) != (ssize_t)sizeof(st) ||
-	    st.ctime <= r->ctime)
+	if (!fs_stamp_read(fd, &st) || st.ctime <= r->ctime)
 		return 0;
 	/* after a crash this is expected; in a clean store it is not */
 	if (rc->clean)
@@ -1315,6 +1335,17 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 			}
 		}
 	}
+	/* After a crash, eof mode: pages past EOF that neither the row nor
+	 * the last fsync knew are the daemon's own preallocation for an
+	 * extending write the crash cut short (data_allocate_pages reserves
+	 * before the write lands).  Nobody could see them, or free them but
+	 * by a truncate: they go back (a truncate to the size frees every
+	 * block past it; ext4 punches nothing past EOF).  Nothing past EOF can
+	 * be read. */
+	if (!rc->clean && rc->fix && fs->params.mode == RSV_MODE_EOF &&
+	    rsv_map_count_present(&map, eof_pages, RSV_MAX_PAGES) > 0 &&
+	    !rec_past_eof_known(r, fd) && ftruncate(fd, st_b.st_size) == 0)
+		rsv_map_remove(&map, eof_pages, RSV_MAX_PAGES);
 	res = rec_stamp(rc, fd, r);
 	close(fd);
 	n = rsv_map_pages(&map);
@@ -1413,8 +1444,7 @@ int fs_backing_refresh(struct fs *fs, struct fs_inode *in)
 	if (res == 0) {
 		in->size = st.st_size;
 		in->rsv_pages_db = rsv_map_pages(&map);
-		if (fgetxattr(fd, FS_STAMP_XATTR, &stamp, sizeof(stamp)) ==
-		    (ssize_t)sizeof(stamp) && stamp.ctime > in->ctime) {
+		if (fs_stamp_read(fd, &stamp) && stamp.ctime > in->ctime) {
 			in->atime = stamp.atime;
 			in->mtime = stamp.mtime;
 			in->ctime = stamp.ctime;

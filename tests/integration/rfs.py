@@ -376,12 +376,14 @@ class Mount:
         elif pid is not None:
             self._wait_pid_exit(pid, 10)
 
-    def kill_remount(self):
-        """SIGKILL the daemon, detach the dead mount, mount again: the
-        next mount's recovery."""
+    def kill_remount(self, between=None):
+        """SIGKILL the daemon, detach the dead mount, call @between (if
+        any) while no daemon runs, mount again: the next mount's recovery."""
         self.allow_log_errors = True
         self.kill(signal.SIGKILL)
         self.umount_dead()
+        if between:
+            between()
         self.mount()
 
     def umount_dead(self):
