@@ -8,6 +8,7 @@ import os
 import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -1323,3 +1324,24 @@ def preallocate(path, length):
         fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, length)
     finally:
         os.close(fd)
+
+
+def test_crash_keeps_preallocation_an_old_stamp_cannot_rule_out(fsf):
+    """A stamp written by an older reservefs (times only, 24 bytes) cannot
+    say whether pages past EOF were the user's: after a crash they stay, and
+    its times are still taken."""
+    m = fsf.new(size='4M', reserve='eof')
+    with open(m.path('old'), 'wb') as f:
+        f.write(b'o' * 100)
+        os.fsync(f.fileno())
+    backing = m.backing('old')
+    ctime = os.stat(m.path('old')).st_ctime_ns + 10 ** 9
+
+    def old_stamp():
+        preallocate(backing, 8 * PAGE)
+        os.setxattr(backing, 'user.reservefs.times',
+                    struct.pack('3q', ctime - 5, ctime - 5, ctime))
+    m.kill_remount(old_stamp)
+    assert m.used_pages() == 8
+    assert os.stat(m.path('old')).st_ctime_ns == ctime
+    assert open(m.path('old'), 'rb').read() == b'o' * 100
