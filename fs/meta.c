@@ -408,8 +408,7 @@ int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
 #define META_INODE_COLS \
 	"i.ino, i.gen, i.mode, i.uid, i.gid, i.nlink, i.rdev, i.size, i.atime, i.mtime," \
 	" i.ctime, i.btime, i.parent, i.rsv_pages," \
-	" (SELECT coalesce(sum(length(x.name) + length(x.value)), 0) FROM xattrs x" \
-	"  WHERE x.ino = i.ino), i.flags"
+	" " FS_XATTR_BYTES_SQL("i.ino") ", i.flags"
 
 /* The bytes an inode's xattrs cost (see fs_xattr_pages).  length() of a
  * BLOB reads its size from the record header, never the value itself. */

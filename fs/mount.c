@@ -724,16 +724,24 @@ static int mount_read_sysfs(const char *path, char *buf, size_t size)
 	return 0;
 }
 
+/* Our connection's fusectl abort file into @path; false when FUSE's
+ * device is not ours to find there. */
+static bool mount_abort_path(const struct fs *fs, char *path, size_t size)
+{
+	if (fs->dev_major != 0)
+		return false;
+	snprintf(path, size, "/sys/fs/fuse/connections/%u/abort", fs->dev_minor);
+	return true;
+}
+
 /* Ends our FUSE connection (root: the control filesystem; a connection
  * already gone, or another user's daemon, is left to libfuse). */
 static void mount_abort_conn(const struct fs *fs)
 {
 	char path[64];
 
-	if (fs->dev_major != 0)
-		return;
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", fs->dev_minor);
-	mount_write_sysfs(path, "1");
+	if (mount_abort_path(fs, path, sizeof(path)))
+		mount_write_sysfs(path, "1");
 }
 
 /* The watchdog: a small child process that ends our connection when the
@@ -757,10 +765,8 @@ static void mount_watchdog_start(const struct fs *fs)
 	sigset_t all, old;
 	int fd, sig;
 
-	if (fs->dev_major != 0)
-		return;
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", fs->dev_minor);
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+	if (!mount_abort_path(fs, path, sizeof(path)) ||
+	    (fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 		return;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

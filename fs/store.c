@@ -912,9 +912,8 @@ static int rec_load_inodes(struct rec *rc)
 	sqlite3_stmt *st;
 	int res, step;
 
-	if ((res = rec_query(rc->fs, "SELECT ino, mode, nlink, size, rsv_pages, ctime,"
-			     " (SELECT coalesce(sum(length(x.name) + length(x.value)), 0)"
-			     "  FROM xattrs x WHERE x.ino = i.ino) FROM inodes i", &st)) < 0)
+	if ((res = rec_query(rc->fs, "SELECT ino, mode, nlink, size, rsv_pages, ctime, "
+			     FS_XATTR_BYTES_SQL("i.ino") " FROM inodes i", &st)) < 0)
 		return res;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_inode *r = g_new0(struct rec_inode, 1);
@@ -1117,8 +1116,7 @@ static void rec_scan_data_top(struct rec *rc)
 		bool dir_ent;
 
 		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "free") ||
-		    (strlen(n) == 2 && g_ascii_isxdigit(n[0]) && g_ascii_isxdigit(n[1]) &&
-		     !g_ascii_isupper(n[0]) && !g_ascii_isupper(n[1])))
+		    (strspn(n, "0123456789abcdef") == 2 && !n[2]))	/* 00..ff */
 			continue;
 		dir_ent = fstatat(dirfd(dir), n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			  S_ISDIR(st.st_mode);
@@ -1166,27 +1164,22 @@ bool fs_stamp_read(int fd, struct fs_stamp *st)
 	return n == (ssize_t)FS_STAMP_V1_SIZE || n == (ssize_t)sizeof(*st);
 }
 
-/* Whether the pages past EOF of @r's backing file @fd were there on
- * purpose: the row held pages past its EOF (eof mode reserves every page
- * below), or its last fsync's stamp did (or is too old to say). */
-static bool rec_past_eof_known(const struct rec_inode *r, int fd)
+/* Whether the pages past EOF of @r's backing file were there on purpose:
+ * the row held pages past its EOF (eof mode reserves every page below), or
+ * its last fsync's stamp @st (NULL: none) did (or is too old to say). */
+static bool rec_past_eof_known(const struct rec_inode *r, const struct fs_stamp *st)
 {
-	struct fs_stamp st;
-
-	if (r->rsv_pages > rsv_page_up(r->size))
-		return true;
-	return fs_stamp_read(fd, &st) && st.past_eof > 0;
+	return r->rsv_pages > rsv_page_up(r->size) || (st && st->past_eof > 0);
 }
 
-/* The times an fsync left in the backing file's xattr (struct fs_stamp),
+/* The times an fsync left in the backing file's xattr (@st, NULL: none),
  * when they are newer than the row: the row then has not been stored since. */
-static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
+static int rec_stamp(struct rec *rc, const struct fs_stamp *st, const struct rec_inode *r)
 {
-	struct fs_stamp st;
 	char *sql;
 	int res;
 
-	if (!fs_stamp_read(fd, &st) || st.ctime <= r->ctime)
+	if (!st || st->ctime <= r->ctime)
 		return 0;
 	/* after a crash this is expected; in a clean store it is not */
 	if (rc->clean)
@@ -1194,7 +1187,7 @@ static int rec_stamp(struct rec *rc, int fd, const struct rec_inode *r)
 			"last fsync%s", (uint64_t)r->ino, rc->fix ? ": fixed" : "");
 	res = rec_exec(rc, sql = g_strdup_printf(
 		"UPDATE inodes SET atime = %" PRId64 ", mtime = %" PRId64 ", ctime = %" PRId64
-		" WHERE ino = %" PRIu64, st.atime, st.mtime, st.ctime, (uint64_t)r->ino));
+		" WHERE ino = %" PRIu64, st->atime, st->mtime, st->ctime, (uint64_t)r->ino));
 	g_free(sql);
 	return res;
 }
@@ -1277,6 +1270,7 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 {
 	struct fs *fs = rc->fs;
 	struct rsv_map map = RSV_MAP_INIT;
+	struct fs_stamp stamp_buf, *stamp;
 	struct stat st_b;
 	uint64_t n, eof_pages;
 	char name[64], *sql;
@@ -1335,6 +1329,7 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 			}
 		}
 	}
+	stamp = fs_stamp_read(fd, &stamp_buf) ? &stamp_buf : NULL;
 	/* After a crash, eof mode: pages past EOF that neither the row nor
 	 * the last fsync knew are the daemon's own preallocation for an
 	 * extending write the crash cut short (data_allocate_pages reserves
@@ -1344,9 +1339,9 @@ static int rec_check_file(struct rec *rc, struct rec_inode *r, uint64_t *pages)
 	 * be read. */
 	if (!rc->clean && rc->fix && fs->params.mode == RSV_MODE_EOF &&
 	    rsv_map_count_present(&map, eof_pages, RSV_MAX_PAGES) > 0 &&
-	    !rec_past_eof_known(r, fd) && ftruncate(fd, st_b.st_size) == 0)
+	    !rec_past_eof_known(r, stamp) && ftruncate(fd, st_b.st_size) == 0)
 		rsv_map_remove(&map, eof_pages, RSV_MAX_PAGES);
-	res = rec_stamp(rc, fd, r);
+	res = rec_stamp(rc, stamp, r);
 	close(fd);
 	n = rsv_map_pages(&map);
 	rsv_map_clear(&map);
