@@ -92,6 +92,8 @@ struct fs_inode {
 	struct rsv_map zero;		/* reserved pages known to read as zero (punched in eof
 					 * mode): SEEK_HOLE reports them; not persisted */
 	struct cache_file cf;		/* dirty pages (regular files) */
+	uint64_t read_behind;		/* atomic: a sequential reader's backing pages
+					 * below this offset were let go (ops_file.c) */
 };
 
 struct fs {

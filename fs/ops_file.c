@@ -62,18 +62,48 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* Drop-behind.  A read leaves the data twice in memory: in the kernel's
+ * cache of the FUSE file, which keeps it (keep_cache), and in the backing
+ * file's cache, where nothing will read it again while the first holds it.
+ * (Splice would move the pages from one to the other, but the kernel's FUSE
+ * caches in large folios on this kernel (6.18) and then copies.)  Behind a sequential
+ * reader, FILE_DROP_LAG back, the backing file's pages are let go in whole
+ * chunks (so whole large folios of the backing file).  A reader that jumps
+ * moves the mark without dropping anything.  Dirty pages are only started
+ * on their writeback (POSIX_FADV_DONTNEED), which reserved pages allow. */
+#define FILE_DROP_LAG	(8u << 20)
+#define FILE_DROP_CHUNK	(2u << 20)
+
+static void file_drop_behind(struct fs_inode *in, int fd, uint64_t off)
+{
+	uint64_t to, from;
+
+	if (off < FILE_DROP_LAG)
+		return;
+	to = (off - FILE_DROP_LAG) & ~(uint64_t)(FILE_DROP_CHUNK - 1);
+	from = __atomic_load_n(&in->read_behind, __ATOMIC_RELAXED);
+	if (to == from ||
+	    !__atomic_compare_exchange_n(&in->read_behind, &from, to, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	if (to > from && to - from <= 2 * FILE_DROP_CHUNK)
+		posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
+}
+
 static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	struct fs_inode *in = file_inode(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
 	if (!(fi->flags & O_NOATIME))
-		fs_inode_accessed(FS(req), file_inode(fi));
+		fs_inode_accessed(FS(req), in);
 	/* the backing fd is stable while the file is open; pread needs no lock */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = file_inode(fi)->fd;
+	buf.buf[0].fd = in->fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	file_drop_behind(in, in->fd, off);
 }
 
 /* After copying @n of the @want bytes reserved at @off: give back the pages

@@ -530,3 +530,59 @@ def test_fsync_durable_metadata(fsf):
     assert (after.st_mtime_ns, after.st_ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns)
     with open(m.path('g'), 'rb') as f:
         assert f.read() == pattern(6, 0, 5000)
+
+
+def drop_caches():
+    os.sync()
+    with open('/proc/sys/vm/drop_caches', 'w') as f:
+        f.write('3')
+
+
+def resident(path):
+    """Bytes of @path in the page cache (util-linux fincore)."""
+    p = subprocess.run(['fincore', '-b', '-n', '-o', 'RES', path], capture_output=True,
+                       text=True, timeout=30, check=True)
+    return int(p.stdout.split()[0])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='drop_caches needs root')
+def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
+    """A read copies the backing file's pages into the FUSE file's cache,
+    which keeps them; behind a sequential reader the backing file's copy is
+    let go, so a file read once is not cached twice.  A reader that jumps
+    drops nothing, and every read returns the file's bytes."""
+    size = 64 * MiB
+    m = fsf.new(size='96M', reserve=mode)
+    with open(m.path('f'), 'wb') as f:
+        for off in range(0, size, MiB):
+            f.write(pattern(3, off, MiB))
+        os.fsync(f.fileno())
+    backing = m.backing('f')
+
+    drop_caches()
+    with open(m.path('f'), 'rb') as f:
+        for off in range(0, size, MiB):
+            assert f.read(MiB) == pattern(3, off, MiB), off
+    seq = resident(backing)
+    # what the reader is near (the lag, chunks, readahead) stays, not the file
+    assert seq <= 24 * MiB, seq
+
+    # read from the end backwards, 1 MiB at a time: every read jumps
+    drop_caches()
+    with open(m.path('f'), 'rb') as f:
+        for off in range(size - MiB, -1, -MiB):
+            f.seek(off)
+            assert f.read(MiB) == pattern(3, off, MiB), off
+    back = resident(backing)
+    assert back >= size - 8 * MiB, (seq, back)
+
+    # the FUSE file's cache still serves what the backing file let go
+    drop_caches()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b''.join(pattern(3, o, MiB) for o in range(0, size, MiB))
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == b''.join(pattern(3, o, MiB) for o in range(0, size, MiB))
+    m.umount()
+    m.mount()
+    with open(m.path('f'), 'rb') as f:
+        assert f.read(MiB) == pattern(3, 0, MiB)
