@@ -232,7 +232,7 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq)
 		cf->submitted_seq = seq;
 }
 
-void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len)
+uint64_t cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len)
 {
 	uint64_t n = rsv_map_remove(&cf->inflight, (uint64_t)start >> RSV_PAGE_SHIFT,
 				    (uint64_t)(start + len) >> RSV_PAGE_SHIFT);
@@ -242,6 +242,7 @@ void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	if (cache_file_pages(cf) == 0)
 		cache_clean(c, cf);
+	return n;
 }
 
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync)

@@ -97,8 +97,9 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq);
  * lock, from written_back()) for every page under writeback in the batch's
  * span [start, start + len): those in flight there are clean now (owner's
  * lock held).  So a writer past its limit only waits when the disk is
- * behind. */
-void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
+ * behind.  Returns how many pages of the span were in flight (all of them:
+ * the batch was one run of written pages). */
+uint64_t cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);
 uint64_t cache_file_dirty_pages(const struct cache_file *cf);

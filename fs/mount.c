@@ -237,7 +237,15 @@ static void mount_writeback(uint64_t key, void *ctx)
 	fs_inode_put(fs, wb.in);
 }
 
-/* Wait, here and not in the writers, for the batches started this round. */
+/* Wait, here and not in the writers, for the batches started this round.
+ * A batch that was one run of at least MOUNT_DROP_MIN written pages (a
+ * sequential writer's) then leaves the backing file's cache: the FUSE file's
+ * cache holds the same data (the kernel copied the writes there), so it would
+ * be cached twice (as reads are, ops_file.c).  Its last page stays, for an
+ * appender that has not filled it yet; scattered pages stay too, which a
+ * partial write would otherwise have to read back from the disk. */
+#define MOUNT_DROP_MIN	(1u << 20)
+
 static void mount_written_back(void *ctx)
 {
 	struct fs *fs = ctx;
@@ -246,9 +254,14 @@ static void mount_written_back(void *ctx)
 		struct mount_wb *wb = &g_array_index(fs->wb_started, struct mount_wb, i);
 
 		if (sync_file_range(wb->fd, wb->start, wb->len, SYNC_FILE_RANGE_WAIT_BEFORE) == 0) {
+			uint64_t n;
+
 			g_mutex_lock(&wb->in->lock);
-			cache_file_written_back(fs->cache, &wb->in->cf, wb->start, wb->len);
+			n = cache_file_written_back(fs->cache, &wb->in->cf, wb->start, wb->len);
 			g_mutex_unlock(&wb->in->lock);
+			if (wb->len >= MOUNT_DROP_MIN && n == (uint64_t)wb->len >> RSV_PAGE_SHIFT)
+				posix_fadvise(wb->fd, wb->start, wb->len - RSV_PAGE_SIZE,
+					      POSIX_FADV_DONTNEED);
 		}
 		close(wb->fd);
 		fs_inode_put(fs, wb->in);

@@ -586,3 +586,55 @@ def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     m.mount()
     with open(m.path('f'), 'rb') as f:
         assert f.read(MiB) == pattern(3, 0, MiB)
+
+
+def wait_resident(path, most, timeout=20):
+    """Waits until at most @most bytes of @path are cached; what it saw."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = resident(path)
+        if got <= most or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='drop_caches needs root')
+def test_sequential_write_lets_go_of_backing_pages(fsf, mode):
+    """A sequential writer's pages, once the dirty limit's writeback has
+    them on the disk, leave the backing file's cache (the FUSE file's
+    cache holds the same data); pages written here and there stay, since
+    a partial write to one would have to read it back.  Every byte reads
+    back, from the cache, cold and after a remount."""
+    size = 64 * MiB
+    m = fsf.new(size='160M', reserve=mode)
+    with open(m.path('seq'), 'wb') as f:
+        for off in range(0, size, MiB):
+            f.write(pattern(4, off, MiB))
+        backing = m.backing('seq')
+        # the last dirty_limit (8M) may wait for the expiry or the fsync
+        got = wait_resident(backing, 16 * MiB)
+        assert got <= 16 * MiB, got
+        os.fsync(f.fileno())
+
+    # every other page of 32 MiB: batches with holes, kept
+    with open(m.path('sparse'), 'wb') as f:
+        for off in range(0, 32 * MiB, 2 * PAGE):
+            f.seek(off)
+            f.write(pattern(5, off, PAGE))
+        os.fsync(f.fileno())
+    kept = resident(m.backing('sparse'))
+    assert kept >= 15 * MiB, kept
+
+    want = b''.join(pattern(4, o, MiB) for o in range(0, size, MiB))
+    for cold in (False, True, None):
+        if cold:
+            drop_caches()
+        elif cold is None:
+            m.umount()
+            m.mount()
+        with open(m.path('seq'), 'rb') as f:
+            assert f.read() == want, cold
+        with open(m.path('sparse'), 'rb') as f:
+            for off in range(0, 32 * MiB, 2 * PAGE):
+                f.seek(off)
+                assert f.read(PAGE) == pattern(5, off, PAGE), (cold, off)

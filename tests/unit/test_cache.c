@@ -101,6 +101,7 @@ struct owner {
 	int calls;			/* callbacks */
 	int submits;			/* writebacks started */
 	int completions;		/* writebacks waited for */
+	uint64_t written;		/* pages of the last one's span that were in flight */
 	bool wait;			/* wait for a started writeback, as mount.c does */
 	off_t start, len;		/* cache thread: the writeback started this round */
 };
@@ -135,7 +136,7 @@ static void owner_written_back(void *arg)
 		return;
 	g_assert_cmpint(sync_file_range(x->fd, x->start, x->len, SYNC_FILE_RANGE_WAIT_BEFORE), ==, 0);
 	g_mutex_lock(&x->lock);
-	cache_file_written_back(x->c, x->cf, x->start, x->len);
+	x->written = cache_file_written_back(x->c, x->cf, x->start, x->len);
 	x->completions++;
 	g_mutex_unlock(&x->lock);
 	x->len = 0;
@@ -170,6 +171,9 @@ static void test_expire(struct fixture *f, gconstpointer data)
 	gint64 deadline;
 
 	owner_start(&x, f, &p, &cf, 42, 3, 9);
+	g_mutex_lock(&x.lock);
+	g_assert_cmpint(cache_file_dirtied(x.c, &cf, f->fd, 20, 25), ==, 0);
+	g_mutex_unlock(&x.lock);
 	deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 	for (;;) {
 		g_mutex_lock(&x.lock);
@@ -185,6 +189,7 @@ static void test_expire(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(st.writebacks, ==, 1);
 	g_assert_cmpuint(st.dirty_pages, ==, 0);
 	g_assert_cmpuint(st.dirty_files, ==, 0);	/* written back: not listed any more */
+	g_assert_cmpuint(x.written, ==, 11);		/* of the span's 22 pages */
 	g_mutex_lock(&x.lock);
 	cache_file_finish(x.c, &cf);
 	g_mutex_unlock(&x.lock);
@@ -217,6 +222,7 @@ static void background_submit(struct fixture *f, bool wait)
 			/* in flight, still counted until waited for; or clean */
 			g_assert_cmpuint(inflight, ==, wait ? 0 : 40);
 			g_assert_cmpuint(dirty, ==, 0);
+			g_assert_cmpuint(x.written, ==, wait ? 40 : 0);	/* one run */
 			break;
 		}
 		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
