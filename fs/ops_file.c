@@ -102,8 +102,9 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = in->fd;
 	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/* before the reply: after it, a RELEASE may close the fd */
 	file_drop_behind(in, in->fd, off);
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 /* After copying @n of the @want bytes reserved at @off: give back the pages
