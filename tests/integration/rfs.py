@@ -538,6 +538,15 @@ def wait_until(cond, timeout=10, step=0.02):
     return cond()
 
 
+def drop_caches(what=3):
+    """The kernel drops its clean page cache and unused dentries and inodes
+    (@what 3, after a sync), or only the dentries and inodes (2).  Root."""
+    if what & 1:
+        os.sync()
+    with open('/proc/sys/vm/drop_caches', 'w') as f:
+        f.write('%d\n' % what)
+
+
 def pattern(seed, off, length):
     """Deterministic, position-dependent bytes: any misplaced page shows."""
     out = bytearray()

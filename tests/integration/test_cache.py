@@ -532,12 +532,6 @@ def test_fsync_durable_metadata(fsf):
         assert f.read() == pattern(6, 0, 5000)
 
 
-def drop_caches():
-    os.sync()
-    with open('/proc/sys/vm/drop_caches', 'w') as f:
-        f.write('3')
-
-
 def resident(path):
     """Bytes of @path in the page cache (util-linux fincore)."""
     p = subprocess.run(['fincore', '-b', '-n', '-o', 'RES', path], capture_output=True,
@@ -559,7 +553,7 @@ def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
         os.fsync(f.fileno())
     backing = m.backing('f')
 
-    drop_caches()
+    rfs.drop_caches()
     with open(m.path('f'), 'rb') as f:
         for off in range(0, size, MiB):
             assert f.read(MiB) == pattern(3, off, MiB), off
@@ -568,7 +562,7 @@ def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     assert seq <= 24 * MiB, seq
 
     # read from the end backwards, 1 MiB at a time: every read jumps
-    drop_caches()
+    rfs.drop_caches()
     with open(m.path('f'), 'rb') as f:
         for off in range(size - MiB, -1, -MiB):
             f.seek(off)
@@ -576,8 +570,9 @@ def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     back = resident(backing)
     assert back >= size - 8 * MiB, (seq, back)
 
-    # the FUSE file's cache still serves what the backing file let go
-    drop_caches()
+    # a cold read, then the same from the FUSE file's cache alone (the
+    # backing file let the pages go), then after a remount
+    rfs.drop_caches()
     with open(m.path('f'), 'rb') as f:
         assert f.read() == b''.join(pattern(3, o, MiB) for o in range(0, size, MiB))
     with open(m.path('f'), 'rb') as f:
@@ -611,9 +606,11 @@ def test_sequential_write_lets_go_of_backing_pages(fsf, mode):
         for off in range(0, size, MiB):
             f.write(pattern(4, off, MiB))
         backing = m.backing('seq')
-        # the last dirty_limit (8M) may wait for the expiry or the fsync
+        # the last dirty_limit (8M) may wait for the expiry or the fsync;
+        # under load a writer past its limit writes a batch back itself,
+        # and that batch stays (only the background thread's go)
         got = wait_resident(backing, 16 * MiB)
-        assert got <= 16 * MiB, got
+        assert got <= 40 * MiB, got
         os.fsync(f.fileno())
 
     # every other page of 32 MiB: batches with holes, kept
@@ -628,7 +625,7 @@ def test_sequential_write_lets_go_of_backing_pages(fsf, mode):
     want = b''.join(pattern(4, o, MiB) for o in range(0, size, MiB))
     for cold in (False, True, None):
         if cold:
-            drop_caches()
+            rfs.drop_caches()
         elif cold is None:
             m.umount()
             m.mount()

@@ -743,8 +743,7 @@ def test_readdir_large_dir_telldir_seekdir(mnt):
 
 
 def _drop_dentries_and_inodes():
-    with open('/proc/sys/vm/drop_caches', 'w') as f:
-        f.write('2')
+    rfs.drop_caches(2)
 
 
 def _forked(work, n):

@@ -781,8 +781,7 @@ def test_full_backing_disk_failed_ops_keep_unstored_size(workdir):
                         break
             assert len(fails) == 2, 'the full disk refused too little: %r' % fails
             # the kernel forgets every unused inode: they cannot be stored
-            with open('/proc/sys/vm/drop_caches', 'w') as fh:
-                fh.write('2\n')
+            rfs.drop_caches(2)
             assert all(os.stat(f('evict', i)).st_size == 10000 for i in range(n))
         finally:
             os.unlink(os.path.join(small, 'filler'))
