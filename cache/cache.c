@@ -74,10 +74,11 @@ static bool cache_span(const struct rsv_map *m, off_t *start, off_t *len)
 /* Move the dirty pages in flight; the span to start writing back in *start,
  * *len.  The caller submits it (SYNC_FILE_RANGE_WRITE) without our locks. */
 static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len,
-				 uint32_t *seq)
+				 uint32_t *seq, bool *run)
 {
 	if (!cache_span(&cf->dirty, start, len))
 		return false;
+	*run = cf->dirty.n == 1;
 	*seq = ++cf->submit_seq;
 	for (uint32_t i = 0; i < cf->dirty.n; i++)
 		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
@@ -209,7 +210,7 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
 }
 
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
-			   off_t *start, off_t *len, uint32_t *seq)
+			   off_t *start, off_t *len, uint32_t *seq, bool *run)
 {
 	bool expired = c->expire_us && cf->dirty.n &&
 		       g_get_monotonic_time() - cf->dirty_since >= c->expire_us;
@@ -217,7 +218,7 @@ bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
 	if (!cf->submit_queued && !expired)
 		return false;
 	cf->submit_queued = false;
-	if (fd < 0 || !cache_prepare_submit(cf, start, len, seq))
+	if (fd < 0 || !cache_prepare_submit(cf, start, len, seq, run))
 		return false;
 	if (expired)
 		__atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
@@ -232,7 +233,7 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq)
 		cf->submitted_seq = seq;
 }
 
-uint64_t cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len)
+void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len)
 {
 	uint64_t n = rsv_map_remove(&cf->inflight, (uint64_t)start >> RSV_PAGE_SHIFT,
 				    (uint64_t)(start + len) >> RSV_PAGE_SHIFT);
@@ -242,7 +243,6 @@ uint64_t cache_file_written_back(struct cache *c, struct cache_file *cf, off_t s
 	__atomic_sub_fetch(&c->dirty_pages, n, __ATOMIC_RELAXED);
 	if (cache_file_pages(cf) == 0)
 		cache_clean(c, cf);
-	return n;
 }
 
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync)

@@ -87,9 +87,10 @@ void cache_file_drop(struct cache *c, struct cache_file *cf, uint64_t start, uin
  * for dirty_expire (none is older), move its dirty pages in flight and return true with the
  * byte span whose writeback the caller starts after dropping its lock
  * (sync_file_range(SYNC_FILE_RANGE_WRITE) on a dup of @fd): neither the CPU
- * work of submitting I/O nor the wait for it holds up the file's writers. */
+ * work of submitting I/O nor the wait for it holds up the file's writers.
+ * *@run: the span is one run of dirty pages (a sequential writer's). */
 bool cache_file_background(struct cache *c, struct cache_file *cf, int fd,
-			   off_t *start, off_t *len, uint32_t *seq);
+			   off_t *start, off_t *len, uint32_t *seq, bool *run);
 /* The writeback of batch @seq from cache_file_background() has been started
  * (owner's lock held): a throttled writer then only waits for it. */
 void cache_file_submitted(struct cache_file *cf, uint32_t seq);
@@ -97,9 +98,8 @@ void cache_file_submitted(struct cache_file *cf, uint32_t seq);
  * lock, from written_back()) for every page under writeback in the batch's
  * span [start, start + len): those in flight there are clean now (owner's
  * lock held).  So a writer past its limit only waits when the disk is
- * behind.  Returns how many pages of the span were in flight (all of them:
- * the batch was one run of written pages). */
-uint64_t cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
+ * behind. */
+void cache_file_written_back(struct cache *c, struct cache_file *cf, off_t start, off_t len);
 /* fsync/fdatasync: everything of @cf to stable storage. 0 or -errno. */
 int cache_file_sync(struct cache *c, struct cache_file *cf, int fd, bool datasync);
 uint64_t cache_file_dirty_pages(const struct cache_file *cf);

@@ -206,6 +206,7 @@ struct mount_wb {
 	struct fs_inode *in;	/* pinned */
 	int fd;			/* ours: the file may be closed meanwhile */
 	off_t start, len;
+	bool run;		/* one run of dirty pages */
 };
 
 static void mount_writeback(uint64_t key, void *ctx)
@@ -222,7 +223,8 @@ static void mount_writeback(uint64_t key, void *ctx)
 	if (!wb.in)
 		return;
 	g_mutex_lock(&wb.in->lock);
-	if (cache_file_background(fs->cache, &wb.in->cf, wb.in->fd, &wb.start, &wb.len, &seq))
+	if (cache_file_background(fs->cache, &wb.in->cf, wb.in->fd, &wb.start, &wb.len, &seq,
+				  &wb.run))
 		wb.fd = dup(wb.in->fd);
 	g_mutex_unlock(&wb.in->lock);
 	if (wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0) {
@@ -238,8 +240,9 @@ static void mount_writeback(uint64_t key, void *ctx)
 }
 
 /* Wait, here and not in the writers, for the batches started this round.
- * A batch that was one run of at least MOUNT_DROP_MIN written pages (a
- * sequential writer's) then leaves the backing file's cache: the FUSE file's
+ * A batch that was one run of at least MOUNT_DROP_MIN dirty pages (a
+ * sequential writer's) then leaves the backing file's cache, also when a
+ * writer past its limit has waited for it first: the FUSE file's
  * cache holds the same data (the kernel copied the writes there), so it would
  * be cached twice (as reads are, ops_file.c).  Its last page stays, for an
  * appender that has not filled it yet; scattered pages stay too, which a
@@ -254,12 +257,10 @@ static void mount_written_back(void *ctx)
 		struct mount_wb *wb = &g_array_index(fs->wb_started, struct mount_wb, i);
 
 		if (sync_file_range(wb->fd, wb->start, wb->len, SYNC_FILE_RANGE_WAIT_BEFORE) == 0) {
-			uint64_t n;
-
 			g_mutex_lock(&wb->in->lock);
-			n = cache_file_written_back(fs->cache, &wb->in->cf, wb->start, wb->len);
+			cache_file_written_back(fs->cache, &wb->in->cf, wb->start, wb->len);
 			g_mutex_unlock(&wb->in->lock);
-			if (wb->len >= MOUNT_DROP_MIN && n == (uint64_t)wb->len >> RSV_PAGE_SHIFT)
+			if (wb->run && wb->len >= MOUNT_DROP_MIN)
 				posix_fadvise(wb->fd, wb->start, wb->len - RSV_PAGE_SIZE,
 					      POSIX_FADV_DONTNEED);
 		}
