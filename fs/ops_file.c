@@ -65,12 +65,13 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 /* Drop-behind.  A read leaves the data twice in memory: in the kernel's
  * cache of the FUSE file, which keeps it (keep_cache), and in the backing
  * file's cache, where nothing will read it again while the first holds it.
- * (Splice would move the pages from one to the other, but the kernel's FUSE
- * caches in large folios on this kernel (6.18) and then copies.)  Behind a sequential
- * reader, FILE_DROP_LAG back, the backing file's pages are let go in whole
- * chunks (so whole large folios of the backing file).  A reader that jumps
- * moves the mark without dropping anything.  Dirty pages are only started
- * on their writeback (POSIX_FADV_DONTNEED), which reserved pages allow. */
+ * (Splice would move the pages from one to the other, but FUSE caches in
+ * large folios on this kernel (6.18), and then the kernel copies.)  Behind a
+ * sequential reader, FILE_DROP_LAG back, the backing file's pages are let go
+ * in whole chunks (so whole large folios of the backing file).  A reader
+ * that jumps moves the mark without dropping anything.  Dirty pages are only
+ * started on their writeback (POSIX_FADV_DONTNEED), which reserved pages
+ * allow. */
 #define FILE_DROP_LAG	(8u << 20)
 #define FILE_DROP_CHUNK	(2u << 20)
 
