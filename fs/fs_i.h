@@ -213,6 +213,14 @@ static inline uint64_t fs_xattr_pages(uint64_t bytes)
 {
 	return rsv_page_up(bytes);
 }
+/* @pages more for xattrs, all or nothing: 0, or -ENOSPC (counted) */
+static inline int fs_xattr_charge(struct fs *fs, uint64_t pages)
+{
+	if (rsv_charge(&fs->ledger, pages) == 0)
+		return 0;
+	rsv_count_enospc(&fs->ledger, RSV_EV_XATTR);
+	return -ENOSPC;
+}
 int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val, size_t *len);
 /* *@delta (may be NULL): how many bytes the inode's xattrs grew (< 0: shrank) */
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,

@@ -410,10 +410,6 @@ int fs_meta_set_super(struct fs *fs, const char *key, const char *val)
 	" i.ctime, i.btime, i.parent, i.rsv_pages," \
 	" " FS_XATTR_BYTES_SQL("i.ino") ", i.flags"
 
-/* The bytes an inode's xattrs cost (see fs_xattr_pages).  length() of a
- * BLOB reads its size from the record header, never the value itself. */
-#define META_XATTR_LEN "SELECT length(name) + length(value) FROM xattrs WHERE ino = ? AND name = ?"
-
 /* One row of META_INODE_COLS into @in.  has_xattrs lets getxattr answer
  * without SQLite for the (many) inodes that have none: the kernel asks for
  * security.capability often.  An inode without xattrs costs the same one
@@ -746,7 +742,11 @@ int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val
 /* The bytes the xattr @name of @ino costs: 0, -ENODATA when there is none */
 static int meta_xattr_len(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *bytes)
 {
-	return meta_int_by_name(fs, META_XATTR_LEN, ino, name, -ENODATA, "xattr length", bytes);
+	/* length() of a BLOB reads its size from the record header, never
+	 * the value itself */
+	return meta_int_by_name(fs, "SELECT length(name) + length(value) FROM xattrs"
+				" WHERE ino = ? AND name = ?",
+				ino, name, -ENODATA, "xattr length", bytes);
 }
 
 int fs_meta_setxattr(struct fs *fs, fuse_ino_t ino, const char *name, const void *val,
@@ -796,12 +796,10 @@ int fs_meta_listxattr(struct fs *fs, fuse_ino_t ino, GString *out)
 
 int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *freed)
 {
-	int res = meta_xattr_len(fs, ino, name, freed);
-
-	if (res < 0)
-		return res;
-	return meta_delete_named(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?",
-				 ino, name, -ENODATA);
+	/* the row is deleted in the first step, which also returns its cost */
+	return meta_int_by_name(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?"
+				" RETURNING length(name) + length(value)",
+				ino, name, -ENODATA, "removexattr", freed);
 }
 
 int fs_meta_xattr_pages(struct fs *fs, uint64_t *pages)

@@ -243,10 +243,8 @@ static int xattr_charge(struct fs *fs, struct fs_inode *in, uint64_t bytes, uint
 
 	*charged = 0;
 	if (now > was) {
-		if (rsv_charge(&fs->ledger, now - was) < 0) {
-			rsv_count_enospc(&fs->ledger, RSV_EV_XATTR);
+		if (fs_xattr_charge(fs, now - was) < 0)
 			return -ENOSPC;
-		}
 		*charged = now - was;
 	}
 	in->xattr_bytes = bytes;

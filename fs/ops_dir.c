@@ -236,14 +236,8 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 	if (res == 0 && dir->has_xattrs)
 		res = fs_acl_inherit(fs, dir->ino, &in->mode, ctx->umask, in);
 	/* inherited ACLs cost their pages, as a setxattr's would */
-	if (res == 0 && in->xattr_bytes) {
-		if (rsv_charge(&fs->ledger, fs_xattr_pages(in->xattr_bytes)) < 0) {
-			rsv_count_enospc(&fs->ledger, RSV_EV_XATTR);
-			res = -ENOSPC;
-		} else {
-			xcharged = fs_xattr_pages(in->xattr_bytes);
-		}
-	}
+	if (res == 0 && (res = fs_xattr_charge(fs, fs_xattr_pages(in->xattr_bytes))) == 0)
+		xcharged = fs_xattr_pages(in->xattr_bytes);
 	in->has_xattrs = in->xattr_bytes != 0;	/* default ACLs are inherited */
 	if (res == 0 && !nw->tmpfile)
 		res = fs_meta_link(fs, parent, name, in->ino, true);

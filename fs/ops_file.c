@@ -75,7 +75,7 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 #define FILE_DROP_LAG	(8u << 20)
 #define FILE_DROP_CHUNK	(2u << 20)
 
-static void file_drop_behind(struct fs_inode *in, int fd, uint64_t off)
+static void file_drop_behind(struct fs_inode *in, uint64_t off)
 {
 	uint64_t to, from;
 
@@ -88,7 +88,7 @@ static void file_drop_behind(struct fs_inode *in, int fd, uint64_t off)
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return;
 	if (to > from && to - from <= 2 * FILE_DROP_CHUNK)
-		posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
+		posix_fadvise(in->fd, from, to - from, POSIX_FADV_DONTNEED);
 }
 
 static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -104,7 +104,7 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = in->fd;
 	buf.buf[0].pos = off;
 	/* before the reply: after it, a RELEASE may close the fd */
-	file_drop_behind(in, in->fd, off);
+	file_drop_behind(in, off);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 

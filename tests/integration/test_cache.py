@@ -539,7 +539,6 @@ def resident(path):
     return int(p.stdout.split()[0])
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='drop_caches needs root')
 def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     """A read copies the backing file's pages into the FUSE file's cache,
     which keeps them; behind a sequential reader the backing file's copy is
@@ -593,7 +592,6 @@ def wait_resident(path, most, timeout=20):
         time.sleep(0.1)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='drop_caches needs root')
 def test_sequential_write_lets_go_of_backing_pages(fsf, mode):
     """A sequential writer's pages, once the dirty limit's writeback has
     them on the disk, leave the backing file's cache (the FUSE file's
