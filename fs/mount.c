@@ -47,6 +47,7 @@ static const struct fuse_opt mount_opts[] = {
 	MOPT("dirty_limit=%s", dirty_limit),
 	MOPT("dirty_expire=%s", dirty_expire),
 	MOPT("mmap_dirty_max=%s", mmap_dirty_max),
+	MOPT("poll=%s", poll),
 	/* benchmarks only: measure what the reservation bookkeeping costs */
 	{ "bench_no_reserve", offsetof(struct mount_args, o.bench_no_reserve), 1 },
 	/* a kernel mount option that libfuse also wants repeated by init():
@@ -114,13 +115,33 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 		       "  -o dirty_expire=SECS background writeback age (default 30; Nms too, 0 = off)\n"
 		       "  -o mmap_dirty_max=SIZE kernel dirty pages for this mount (default 64M, "
 		       "0 = leave alone)\n"
-		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n");
+		       "  -o poll=USEC         poll for the next request before sleeping, adapting "
+		       "up to USEC\n"
+		       "                       (default %d, 0 = never)\n"
+		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n",
+		       FS_POLL_DEFAULT_US);
 		exit(0);
 	case KEY_VERSION:
 		printf("reservefs %s\n", RESERVEFS_VERSION);
 		exit(0);
 	}
 	return 1;
+}
+
+/* "50", "50us", "0": at most FS_POLL_MAX_US */
+static int parse_us(const char *s, uint32_t *us)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || (*end && strcmp(end, "us") != 0) || v > FS_POLL_MAX_US)
+		return -EINVAL;
+	*us = v;
+	return 0;
 }
 
 /* "30", "30s", "500ms", "0" */
@@ -613,7 +634,8 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	/* mount(8) adds fstab's options: these are only noted */
 	const char *fixed[] = { a->o.dirty_limit ? "dirty_limit" : NULL,
 				a->o.dirty_expire ? "dirty_expire" : NULL,
-				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL };
+				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL,
+				a->o.poll ? "poll" : NULL };
 	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
 	struct mount_dev d;
 	struct statvfs sv;
@@ -1260,6 +1282,13 @@ int fs_main_mount(int argc, char *argv[])
 		ret = 2;
 		goto out;
 	}
+	fs->poll.max_us = FS_POLL_DEFAULT_US;
+	if (a.o.poll && parse_us(a.o.poll, &fs->poll.max_us) < 0) {
+		fprintf(stderr, "reservefs: bad value for option poll=%s (microseconds, "
+			"0 to %d)\n", a.o.poll, FS_POLL_MAX_US);
+		ret = 2;
+		goto out;
+	}
 	if (a.o.dirty_expire && parse_seconds_ms(a.o.dirty_expire, &cp.dirty_expire_ms) < 0) {
 		fprintf(stderr, "reservefs: bad value for option dirty_expire=%s (seconds, "
 			"or Nms; at most 100 years)\n", a.o.dirty_expire);
@@ -1488,5 +1517,6 @@ out_args:
 	free(a.o.dirty_limit);
 	free(a.o.dirty_expire);
 	free(a.o.mmap_dirty_max);
+	free(a.o.poll);
 	return ret;
 }
