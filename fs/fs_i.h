@@ -137,6 +137,15 @@ struct fs {
 		int64_t missed_at;	/* atomic: monotonic us when a poll that
 					 * found nothing began; 0 = none pending */
 		uint64_t hits, misses;	/* atomic: polls that found a request / not */
+		uint64_t busy;		/* atomic: polls skipped: no CPU was free */
+		int busy_threads;	/* atomic: the daemon's threads at work
+					 * (handling a request, writing back) */
+		/* the polling thread's (polling set): */
+		int loadavg_fd;		/* /proc/loadavg, -1 until opened */
+		int ncpus;
+		int64_t load_checked;	/* monotonic us of the last look at it */
+		bool cpu_free;		/* at that look: running tasks other than
+					 * it and busy_threads left a CPU */
 	} poll;
 
 	GMutex db_lock;
@@ -447,6 +456,9 @@ int fs_io_install(struct fs *fs, struct fuse_session *se);
 /* For the request this thread is handling: the kernel's kill flag
  * (FUSE_WRITE_KILL_SUIDGID / FATTR_KILL_SUIDGID). */
 bool fs_io_req_kill(void);
+/* A thread of the daemon's other than the request threads starts or ends
+ * work (the writeback thread): polling counts it as the daemon's. */
+void fs_io_busy(struct fs *fs, bool busy);
 /* The polling window's default and ceiling (-o poll=USEC). */
 #define FS_POLL_DEFAULT_US	50
 #define FS_POLL_MAX_US		10000

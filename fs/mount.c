@@ -234,6 +234,7 @@ static void mount_writeback(uint64_t key, void *ctx)
 {
 	struct fs *fs = ctx;
 	struct mount_wb wb = { .fd = -1 };
+	bool submitted;
 	uint32_t seq;
 
 	g_mutex_lock(&fs->itable_lock);
@@ -248,7 +249,10 @@ static void mount_writeback(uint64_t key, void *ctx)
 				  &wb.run))
 		wb.fd = dup(wb.in->fd);
 	g_mutex_unlock(&wb.in->lock);
-	if (wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0) {
+	fs_io_busy(fs, true);		/* submitting the I/O keeps a CPU busy */
+	submitted = wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0;
+	fs_io_busy(fs, false);
+	if (submitted) {
 		g_mutex_lock(&wb.in->lock);
 		cache_file_submitted(&wb.in->cf, seq);
 		g_mutex_unlock(&wb.in->lock);
@@ -1283,6 +1287,7 @@ int fs_main_mount(int argc, char *argv[])
 		goto out;
 	}
 	fs->poll.max_us = FS_POLL_DEFAULT_US;
+	fs->poll.loadavg_fd = -1;
 	if (a.o.poll && parse_us(a.o.poll, &fs->poll.max_us) < 0) {
 		fprintf(stderr, "reservefs: bad value for option poll=%s (microseconds, "
 			"0 to %d)\n", a.o.poll, FS_POLL_MAX_US);
@@ -1476,8 +1481,10 @@ out_unmount:
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
-	fuse_session_destroy(se);
+	fuse_session_destroy(se);	/* its threads are gone: none polls */
 	se = NULL;
+	if (fs->poll.loadavg_fd >= 0)
+		close(fs->poll.loadavg_fd);
 	if (fs->db) {
 		cache_stop(fs->cache);	/* its thread pins inodes */
 		int rows = fs_inode_destroy_all(fs);
