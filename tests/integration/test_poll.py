@@ -8,6 +8,8 @@ not spin.
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -79,6 +81,28 @@ def test_poll_window_closes_for_a_slow_caller(fsf):
         assert st2['window_us'] <= 20, st2
     finally:
         os.close(fd)
+
+
+def test_no_polling_while_other_programs_keep_every_cpu_busy(fsf):
+    m = fsf.new(size='16M')
+    sync_writes(m.path('f'), 1000)
+    before = m.stat_json()['poll']
+    burners = [subprocess.Popen([sys.executable, '-c',
+                                 'import time\nt = time.time() + 30\nwhile time.time() < t: pass'])
+               for _ in range(os.cpu_count())]
+    try:
+        time.sleep(0.3)
+        want = sync_writes(m.path('f'), 1000)
+        st = m.stat_json()['poll']
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    polls = st['hits'] + st['misses'] - before['hits'] - before['misses']
+    skipped = st['busy'] - before['busy']
+    assert skipped > 0 and polls < skipped, (before, st)
+    with open(m.path('f'), 'rb') as f:
+        assert f.read() == want
 
 
 @pytest.mark.parametrize('opts', ['', 'poll=10000'])
