@@ -60,20 +60,14 @@ static void ctl_stat_json(struct fs *fs, GString *s)
 		"\"writebacks\":%" PRIu64 ",\"throttled\":%" PRIu64 ","
 		"\"throttle_wait_us\":%" PRIu64 ","
 		"\"background_writebacks\":%" PRIu64 ",\"syncs\":%" PRIu64 ","
-		"\"writeback_failures\":%" PRIu64 ","
-		"\"poll\":{\"max_us\":%u,\"window_us\":%u,\"hits\":%" PRIu64 ","
-		"\"misses\":%" PRIu64 ",\"busy\":%" PRIu64 "},\"enospc\":{",
+		"\"writeback_failures\":%" PRIu64 ",\"enospc\":{",
 		rsv_mode_name(l->mode), RSV_PAGE_SIZE,
 		cap << RSV_PAGE_SHIFT, cap, rsv << RSV_PAGE_SHIFT, rsv,
 		rsv << RSV_PAGE_SHIFT, (cap > rsv ? cap - rsv : 0) << RSV_PAGE_SHIFT,
 		rsv_nr_inodes(l), rsv_used_inodes(l), cache_dirty_limit(fs->cache),
 		cs.dirty_pages, cs.dirty_files, cs.max_file_dirty_pages, cs.writebacks,
 		cs.throttled, cs.throttle_wait_us, cs.background, cs.syncs,
-		__atomic_load_n(&fs->writeback_failures, __ATOMIC_RELAXED),
-		fs->poll.max_us, __atomic_load_n(&fs->poll.window_us, __ATOMIC_RELAXED),
-		__atomic_load_n(&fs->poll.hits, __ATOMIC_RELAXED),
-		__atomic_load_n(&fs->poll.misses, __ATOMIC_RELAXED),
-		__atomic_load_n(&fs->poll.busy, __ATOMIC_RELAXED));
+		__atomic_load_n(&fs->writeback_failures, __ATOMIC_RELAXED));
 	for (int e = 0; e < RSV_EV_NR; e++)
 		g_string_append_printf(s, "%s\"%s\":%" PRIu64, e ? "," : "", rsv_event_name(e),
 				       rsv_enospc_count(l, e));

@@ -40,7 +40,6 @@ struct fs_opts {
 	char *dirty_limit;
 	char *dirty_expire;
 	char *mmap_dirty_max;
-	char *poll;
 	int foreground;
 	int debug;
 	int ro;
@@ -130,23 +129,6 @@ struct fs {
 	GThreadPool *seek_pool;		/* immutable once mounted: lseeks that have the
 					 * kernel write back mapped pages first */
 	bool killpriv_v2;		/* set once at INIT: we kill setuid/setgid */
-	struct fs_poll {		/* io.c: polling /dev/fuse before read() sleeps */
-		uint32_t max_us;	/* immutable: -o poll, 0 = never */
-		uint32_t window_us;	/* atomic: how long the next poll lasts */
-		int polling;		/* atomic: a thread polls (one at a time) */
-		int64_t missed_at;	/* atomic: monotonic us when a poll that
-					 * found nothing began; 0 = none pending */
-		uint64_t hits, misses;	/* atomic: polls that found a request / not */
-		uint64_t busy;		/* atomic: polls skipped: no CPU was free */
-		int busy_threads;	/* atomic: the daemon's threads at work
-					 * (handling a request, writing back) */
-		/* the polling thread's (polling set): */
-		int loadavg_fd;		/* /proc/loadavg, -1 until opened */
-		int ncpus;
-		int64_t load_checked;	/* monotonic us of the last look at it */
-		bool cpu_free;		/* at that look: running tasks other than
-					 * it and busy_threads left a CPU */
-	} poll;
 
 	GMutex db_lock;
 	sqlite3 *db;			/* db_lock */
@@ -456,12 +438,6 @@ int fs_io_install(struct fs *fs, struct fuse_session *se);
 /* For the request this thread is handling: the kernel's kill flag
  * (FUSE_WRITE_KILL_SUIDGID / FATTR_KILL_SUIDGID). */
 bool fs_io_req_kill(void);
-/* A thread of the daemon's other than the request threads starts or ends
- * work (the writeback thread): polling counts it as the daemon's. */
-void fs_io_busy(struct fs *fs, bool busy);
-/* The polling window's default and ceiling (-o poll=USEC). */
-#define FS_POLL_DEFAULT_US	50
-#define FS_POLL_MAX_US		10000
 
 /* ---- ops: fuse_lowlevel_ops tables -------------------------------- */
 void fs_ops_dir_init(struct fuse_lowlevel_ops *ops);

@@ -13,18 +13,13 @@
  * memory, and libfuse never sees it.  `stat` then shows the btime we keep.
  * Nor FUSE_TMPFILE (kernel 6.1, protocol 7.37), which libfuse would answer
  * ENOSYS, making every O_TMPFILE open EOPNOTSUPP: answered here too, the
- * work done by fs_dir_tmpfile.
- *
- * And before a thread sleeps in read(), it polls for the next request (see
- * io_poll). */
+ * work done by fs_dir_tmpfile. */
 #include "config.h"
 
 #include <fcntl.h>
 #include <linux/fuse.h>
-#include <poll.h>
 #include <stddef.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -241,127 +236,9 @@ static ssize_t io_classify(void *buf, ssize_t n)
 	return n;
 }
 
-/* A caller that waits for each answer before its next request (one write,
- * stat or create after another) would find the daemon asleep every time,
- * and waking a thread costs an interrupt to the CPU it sleeps on and, on a
- * virtual machine, an exit to the host.  So one thread at a time, before it
- * sleeps in read(), polls /dev/fuse for up to the window.  The window adapts
- * as KVM's halt-polling does: a poll that found nothing, followed by a
- * request sooner than -o poll= microseconds after it began, doubles the
- * window (from IO_POLL_GROW_START up to poll=); a request later than that
- * halves it, so an idle mount or a caller that thinks between requests
- * costs no polling.  A poll that finds its request leaves the window be.
- *
- * Polling is for a CPU that would otherwise idle.  Where other programs
- * keep every CPU busy (a build beside the mount, say), a polling thread
- * takes CPU time from them and from the caller it waits for.  So it looks,
- * at most every IO_POLL_LOAD_US, at how many tasks run (/proc/loadavg),
- * takes away its own and the daemon's threads at work, and polls only when
- * a CPU is left for it. */
-#define IO_POLL_GROW_START	10
-#define IO_POLL_LOAD_US		1000
-
-static __thread bool io_thread_busy;	/* this thread is counted in poll.busy_threads */
-
-void fs_io_busy(struct fs *fs, bool busy)
-{
-	__atomic_add_fetch(&fs->poll.busy_threads, busy ? 1 : -1, __ATOMIC_RELAXED);
-}
-
-static bool io_cpu_free(struct fs_poll *p, int64_t now)
-{
-	char buf[128], *c;
-	ssize_t n;
-
-	if (p->load_checked && now - p->load_checked < IO_POLL_LOAD_US)
-		return p->cpu_free;
-	p->load_checked = now;
-	if (p->loadavg_fd < 0) {
-		p->loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-		p->ncpus = sysconf(_SC_NPROCESSORS_ONLN);
-	}
-	/* "0.52 0.58 0.59 3/467 12345": 3 tasks running, this one among them */
-	n = p->loadavg_fd >= 0 ? pread(p->loadavg_fd, buf, sizeof(buf) - 1, 0) : -1;
-	if (n <= 0)
-		return p->cpu_free = true;
-	buf[n] = '\0';
-	c = strchr(buf, '/');
-	while (c && c > buf && c[-1] >= '0' && c[-1] <= '9')
-		c--;
-	p->cpu_free = !c || atoi(c) - 1 - __atomic_load_n(&p->busy_threads, __ATOMIC_RELAXED) <
-			    p->ncpus;
-	return p->cpu_free;
-}
-
-static void io_poll(int fd)
-{
-	struct fs_poll *p = &io_fs->poll;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint32_t w;
-	int64_t t0, t;
-	bool hit = false;
-
-	if (!p->max_us || __atomic_exchange_n(&p->polling, 1, __ATOMIC_ACQUIRE))
-		return;
-	w = __atomic_load_n(&p->window_us, __ATOMIC_RELAXED);
-	t = t0 = g_get_monotonic_time();
-	if (w && !io_cpu_free(p, t0)) {
-		__atomic_add_fetch(&p->busy, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&p->polling, 0, __ATOMIC_RELEASE);
-		return;
-	}
-	while (t - t0 < w && !(hit = poll(&pfd, 1, 0) != 0))
-		t = g_get_monotonic_time();
-	if (hit)
-		__atomic_add_fetch(&p->hits, 1, __ATOMIC_RELAXED);
-	else {
-		if (w)
-			__atomic_add_fetch(&p->misses, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&p->missed_at, t0, __ATOMIC_RELAXED);
-	}
-	__atomic_store_n(&p->polling, 0, __ATOMIC_RELEASE);
-}
-
-/* A request has come (to any thread): how long after a poll that missed it? */
-static void io_poll_adapt(void)
-{
-	struct fs_poll *p = &io_fs->poll;
-	int64_t m = __atomic_load_n(&p->missed_at, __ATOMIC_RELAXED), dt;
-	uint32_t w;
-
-	if (!m || !__atomic_compare_exchange_n(&p->missed_at, &m, 0, false, __ATOMIC_RELAXED,
-					       __ATOMIC_RELAXED))
-		return;
-	dt = g_get_monotonic_time() - m;
-	w = __atomic_load_n(&p->window_us, __ATOMIC_RELAXED);
-	if (dt <= w)
-		return;
-	if (dt > p->max_us)
-		w /= 2;
-	else
-		w = MIN(p->max_us, MAX(w * 2, IO_POLL_GROW_START));
-	__atomic_store_n(&p->window_us, w, __ATOMIC_RELAXED);
-}
-
-/* read() of the next request, polled for first */
-static ssize_t io_read_req(int fd, void *buf, size_t len)
-{
-	ssize_t n;
-
-	if (io_thread_busy)
-		fs_io_busy(io_fs, io_thread_busy = false);
-	io_poll(fd);
-	n = read(fd, buf, len);
-	if (n > 0) {
-		io_poll_adapt();
-		fs_io_busy(io_fs, io_thread_busy = true);
-	}
-	return n;
-}
-
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
-	ssize_t n = io_read_req(fd, buf, len);
+	ssize_t n = read(fd, buf, len);
 	const struct fuse_in_header *h = buf;
 
 	/* answered here; the next request is libfuse's */
@@ -374,7 +251,7 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 			io_tmpfile(fd, h, (const struct fuse_create_in *)(h + 1));
 		else
 			break;
-		n = io_read_req(fd, buf, len);
+		n = read(fd, buf, len);
 	}
 	return io_classify(buf, n);
 }

@@ -14,9 +14,8 @@ static void usage(FILE *out)
 	       "       reservefs stat MOUNTPOINT [--json]\n"
 	       "       reservefs --help | --version\n"
 	       "Mount options: size=SIZE nr_inodes=N reserve=eof|write dirty_limit=SIZE\n"
-	       "  dirty_expire=SECS mmap_dirty_max=SIZE poll=USEC, and FUSE's (allow_other, ro,\n"
-	       "  ...);"
-	       " reservefs STORE MOUNTPOINT --help lists them.\n"
+	       "  dirty_expire=SECS mmap_dirty_max=SIZE, and FUSE's (allow_other, ro, ...);\n"
+	       "  reservefs STORE MOUNTPOINT --help lists them.\n"
 	       "See README.md.\n");
 }
 

@@ -47,7 +47,6 @@ static const struct fuse_opt mount_opts[] = {
 	MOPT("dirty_limit=%s", dirty_limit),
 	MOPT("dirty_expire=%s", dirty_expire),
 	MOPT("mmap_dirty_max=%s", mmap_dirty_max),
-	MOPT("poll=%s", poll),
 	/* benchmarks only: measure what the reservation bookkeeping costs */
 	{ "bench_no_reserve", offsetof(struct mount_args, o.bench_no_reserve), 1 },
 	/* a kernel mount option that libfuse also wants repeated by init():
@@ -115,33 +114,13 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 		       "  -o dirty_expire=SECS background writeback age (default 30; Nms too, 0 = off)\n"
 		       "  -o mmap_dirty_max=SIZE kernel dirty pages for this mount (default 64M, "
 		       "0 = leave alone)\n"
-		       "  -o poll=USEC         poll for the next request before sleeping, adapting "
-		       "up to USEC\n"
-		       "                       (default %d, 0 = never)\n"
-		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n",
-		       FS_POLL_DEFAULT_US);
+		       "  and FUSE mount options: allow_other, ro, default_permissions, ...\n");
 		exit(0);
 	case KEY_VERSION:
 		printf("reservefs %s\n", RESERVEFS_VERSION);
 		exit(0);
 	}
 	return 1;
-}
-
-/* "50", "50us", "0": at most FS_POLL_MAX_US */
-static int parse_us(const char *s, uint32_t *us)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	if (!*s || *s == '-')
-		return -EINVAL;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || (*end && strcmp(end, "us") != 0) || v > FS_POLL_MAX_US)
-		return -EINVAL;
-	*us = v;
-	return 0;
 }
 
 /* "30", "30s", "500ms", "0" */
@@ -234,7 +213,6 @@ static void mount_writeback(uint64_t key, void *ctx)
 {
 	struct fs *fs = ctx;
 	struct mount_wb wb = { .fd = -1 };
-	bool submitted;
 	uint32_t seq;
 
 	g_mutex_lock(&fs->itable_lock);
@@ -249,10 +227,7 @@ static void mount_writeback(uint64_t key, void *ctx)
 				  &wb.run))
 		wb.fd = dup(wb.in->fd);
 	g_mutex_unlock(&wb.in->lock);
-	fs_io_busy(fs, true);		/* submitting the I/O keeps a CPU busy */
-	submitted = wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0;
-	fs_io_busy(fs, false);
-	if (submitted) {
+	if (wb.fd >= 0 && sync_file_range(wb.fd, wb.start, wb.len, SYNC_FILE_RANGE_WRITE) == 0) {
 		g_mutex_lock(&wb.in->lock);
 		cache_file_submitted(&wb.in->cf, seq);
 		g_mutex_unlock(&wb.in->lock);
@@ -638,8 +613,7 @@ static int mount_remount(const struct mount_args *a, const struct fuse_args *arg
 	/* mount(8) adds fstab's options: these are only noted */
 	const char *fixed[] = { a->o.dirty_limit ? "dirty_limit" : NULL,
 				a->o.dirty_expire ? "dirty_expire" : NULL,
-				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL,
-				a->o.poll ? "poll" : NULL };
+				a->o.mmap_dirty_max ? "mmap_dirty_max" : NULL };
 	char *mnt = realpath(a->mountpoint, NULL), *store = realpath(a->store, NULL);
 	struct mount_dev d;
 	struct statvfs sv;
@@ -1286,14 +1260,6 @@ int fs_main_mount(int argc, char *argv[])
 		ret = 2;
 		goto out;
 	}
-	fs->poll.max_us = FS_POLL_DEFAULT_US;
-	fs->poll.loadavg_fd = -1;
-	if (a.o.poll && parse_us(a.o.poll, &fs->poll.max_us) < 0) {
-		fprintf(stderr, "reservefs: bad value for option poll=%s (microseconds, "
-			"0 to %d)\n", a.o.poll, FS_POLL_MAX_US);
-		ret = 2;
-		goto out;
-	}
 	if (a.o.dirty_expire && parse_seconds_ms(a.o.dirty_expire, &cp.dirty_expire_ms) < 0) {
 		fprintf(stderr, "reservefs: bad value for option dirty_expire=%s (seconds, "
 			"or Nms; at most 100 years)\n", a.o.dirty_expire);
@@ -1481,10 +1447,8 @@ out_unmount:
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
-	fuse_session_destroy(se);	/* its threads are gone: none polls */
+	fuse_session_destroy(se);
 	se = NULL;
-	if (fs->poll.loadavg_fd >= 0)
-		close(fs->poll.loadavg_fd);
 	if (fs->db) {
 		cache_stop(fs->cache);	/* its thread pins inodes */
 		int rows = fs_inode_destroy_all(fs);
@@ -1524,6 +1488,5 @@ out_args:
 	free(a.o.dirty_limit);
 	free(a.o.dirty_expire);
 	free(a.o.mmap_dirty_max);
-	free(a.o.poll);
 	return ret;
 }

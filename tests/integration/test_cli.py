@@ -404,8 +404,7 @@ def test_mount_fuse_options_pass_through(fsf, opts):
 @pytest.mark.parametrize('opts', ['bogus', 'size=12x', 'reserve=maybe', 'nr_inodes=-5',
                                   'dirty_limit=lots', 'dirty_expire=soon', 'mmap_dirty_max=1q',
                                   'max_read=x', 'dirty_expire=10000000000000',
-                                  'dirty_expire=18446744073709552', 'size=18446744073709551615',
-                                  'poll=lots', 'poll=-1', 'poll=10001', 'poll=5ms', 'poll='])
+                                  'dirty_expire=18446744073709552', 'size=18446744073709551615'])
 def test_mount_bad_options(fsf, opts):
     m = fsf.new(size='1M', do_mount=False)
     before = store_digest(m.store)
