@@ -265,13 +265,12 @@ static void xattr_settle(struct fs *fs, struct fs_inode *in, int res, uint64_t w
 		rsv_release(&fs->ledger, before - after);
 }
 
-static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
+/* The inode whose xattr @name a setxattr or removexattr changes, referenced
+ * and locked: 0, or -errno with nothing held. */
+static int xattr_lock_inode(struct fs *fs, fuse_ino_t ino, const char *name,
+			    struct fs_inode **inp)
 {
-	struct fs_inode_saved saved;
 	struct fs_inode *in;
-	uint64_t charged = 0, freed;
-	int64_t delta = 0;
 	int res;
 
 	if ((res = xattr_check_name(name)) < 0)
@@ -281,15 +280,30 @@ static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const cha
 	if ((res = fs_inode_get(fs, ino, &in)) < 0)
 		return res;
 	g_mutex_lock(&in->lock);
-	if (fs_pinned(in)) {
+	if (fs_pinned(in))
 		res = -EPERM;
-		goto out;
-	}
-	/* its xattr pages went back to the ledger with its data */
-	if (in->deleted) {
+	else if (in->deleted)	/* its xattr pages went back to the ledger with its data */
 		res = -ENOENT;
-		goto out;
+	if (res < 0) {
+		g_mutex_unlock(&in->lock);
+		fs_inode_put(fs, in);
+		return res;
 	}
+	*inp = in;
+	return 0;
+}
+
+static int xattr_do_set(struct fs *fs, fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct fs_inode_saved saved;
+	struct fs_inode *in;
+	uint64_t charged = 0, freed;
+	int64_t delta = 0;
+	int res;
+
+	if ((res = xattr_lock_inode(fs, ino, name, &in)) < 0)
+		return res;
 	if (strcmp(name, FS_ACL_DEFAULT) == 0 && !S_ISDIR(in->mode)) {
 		res = -EACCES;
 		goto out;
@@ -445,19 +459,10 @@ static int xattr_do_remove(struct fs *fs, fuse_ino_t ino, const char *name)
 	uint64_t charged = 0, freed = 0;
 	int res;
 
-	if ((res = xattr_check_name(name)) < 0)
+	if ((res = xattr_lock_inode(fs, ino, name, &in)) < 0)
 		return res;
-	if (fs->ro)
-		return -EROFS;
-	if ((res = fs_inode_get(fs, ino, &in)) < 0)
-		return res;
-	g_mutex_lock(&in->lock);
 	fs_inode_save(in, &saved);
-	if (fs_pinned(in))
-		res = -EPERM;
-	else if (in->deleted)	/* its xattr pages went back with its data */
-		res = -ENOENT;
-	else if ((res = fs_meta_begin(fs)) == 0) {
+	if ((res = fs_meta_begin(fs)) == 0) {
 		res = fs_meta_removexattr(fs, ino, name, &freed);
 		if (res == 0)
 			res = xattr_charge(fs, in, in->xattr_bytes - MIN(freed, in->xattr_bytes),

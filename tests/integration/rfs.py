@@ -311,6 +311,15 @@ class Mount:
                                  (self.mnt, timeout, self.log_text()[-4000:]))
             time.sleep(0.02)
 
+    def _forget_daemon(self):
+        """The daemon is gone (unmounted or cleaned up): no PID of ours any more."""
+        self.proc = None
+        self.pid = None
+        try:
+            os.unlink(self.pidfile)
+        except FileNotFoundError:
+            pass
+
     def current_pid(self):
         pid = self._read_pidfile()
         return pid if pid is not None else self.pid
@@ -352,12 +361,7 @@ class Mount:
         if errors:
             self.force_cleanup()
             raise MountError('; '.join(errors) + '\n' + self.log_text()[-4000:])
-        self.proc = None
-        self.pid = None
-        try:
-            os.unlink(self.pidfile)
-        except FileNotFoundError:
-            pass
+        self._forget_daemon()
 
     def remount(self, opts=None):
         self.umount()
@@ -394,12 +398,7 @@ class Mount:
             run(['fusermount3'] + flags + [self.mnt], timeout=20)
         if is_mounted(self.mnt):
             run(['umount', '-l', self.mnt], timeout=20)
-        self.proc = None
-        self.pid = None
-        try:
-            os.unlink(self.pidfile)
-        except FileNotFoundError:
-            pass
+        self._forget_daemon()
 
     def abort_connection(self):
         """Abort the FUSE connection: every blocked syscall returns ENOTCONN."""
