@@ -94,6 +94,8 @@ struct fs_inode {
 	struct cache_file cf;		/* dirty pages (regular files) */
 	uint64_t read_behind;		/* atomic: a sequential reader's backing pages
 					 * below this offset were let go (ops_file.c) */
+	uint64_t read_next;		/* atomic: where the last READ ended */
+	uint32_t read_run;		/* atomic: READs in a row that began there */
 };
 
 struct fs {

@@ -68,18 +68,26 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
  * (Splice would move the pages from one to the other, but FUSE caches in
  * large folios on this kernel (6.18), and then the kernel copies.)  Behind a
  * sequential reader, FILE_DROP_LAG back, the backing file's pages are let go
- * in whole chunks (so whole large folios of the backing file).  A reader
- * that jumps moves the mark without dropping anything.  Dirty pages are only
- * started on their writeback (POSIX_FADV_DONTNEED), which reserved pages
- * allow. */
+ * in whole chunks (so whole large folios of the backing file).  Sequential:
+ * two READs running began where the one before ended, or up to FILE_SEQ_SLACK
+ * before (the requests of one readahead can overtake each other between the
+ * threads); a random reader then drops nothing.  A reader that jumps moves
+ * the mark without dropping anything.  Dirty pages are only started on their
+ * writeback (POSIX_FADV_DONTNEED), which reserved pages allow. */
 #define FILE_DROP_LAG	(8u << 20)
 #define FILE_DROP_CHUNK	(2u << 20)
+#define FILE_SEQ_SLACK	(1u << 20)
 
-static void file_drop_behind(struct fs_inode *in, uint64_t off)
+static void file_drop_behind(struct fs_inode *in, uint64_t off, size_t size)
 {
+	uint64_t last = __atomic_exchange_n(&in->read_next, off + size, __ATOMIC_RELAXED);
 	uint64_t to, from;
 
-	if (off < FILE_DROP_LAG)
+	if (off > last || off + FILE_SEQ_SLACK < last) {
+		__atomic_store_n(&in->read_run, 0, __ATOMIC_RELAXED);
+		return;
+	}
+	if (__atomic_add_fetch(&in->read_run, 1, __ATOMIC_RELAXED) < 2 || off < FILE_DROP_LAG)
 		return;
 	to = (off - FILE_DROP_LAG) & ~(uint64_t)(FILE_DROP_CHUNK - 1);
 	from = __atomic_load_n(&in->read_behind, __ATOMIC_RELAXED);
@@ -104,7 +112,7 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = in->fd;
 	buf.buf[0].pos = off;
 	/* before the reply: after it, a RELEASE may close the fd */
-	file_drop_behind(in, off);
+	file_drop_behind(in, off, size);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 

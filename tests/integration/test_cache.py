@@ -592,6 +592,29 @@ def wait_resident(path, most, timeout=20):
         time.sleep(0.1)
 
 
+def test_random_reads_keep_backing_pages(fsf):
+    """Drop-behind is for sequential readers: 4 KiB reads at random offsets
+    (a reader landing now and then just past the one before) let nothing of
+    the backing file go, so every page they brought in is still cached."""
+    size = 64 * MiB
+    m = fsf.new(size='96M')
+    with open(m.path('f'), 'wb') as f:
+        for off in range(0, size, MiB):
+            f.write(pattern(5, off, MiB))
+        os.fsync(f.fileno())
+    backing = m.backing('f')
+    rnd = random.Random(11)
+    offs = [rnd.randrange(size // PAGE) * PAGE for _ in range(3000)]
+
+    rfs.drop_caches()
+    with open(m.path('f'), 'rb', buffering=0) as f:
+        for off in offs:
+            f.seek(off)
+            assert f.read(PAGE) == pattern(5, off, PAGE), off
+    distinct = len(set(offs)) * PAGE
+    assert resident(backing) >= distinct, (resident(backing), distinct)
+
+
 def test_sequential_write_lets_go_of_backing_pages(fsf, mode):
     """A sequential writer's pages, once the dirty limit's writeback has
     them on the disk, leave the backing file's cache (the FUSE file's
