@@ -208,9 +208,11 @@ int fs_meta_readdir(struct fs *fs, fuse_ino_t dir, int64_t off, struct fs_dirent
 /* xattrs.  An xattr costs the length of its name plus that of its value;
  * an inode's xattrs are charged to the ledger in whole pages, as ext4
  * gives them a block: one page for a few small ones, none for none. */
+/* one xattr row's cost; length() of a BLOB reads its size from the record
+ * header, never the value itself */
+#define FS_XATTR_COST_SQL "length(name) + length(value)"
 #define FS_XATTR_BYTES_SQL(ino) \
-	"(SELECT coalesce(sum(length(x.name) + length(x.value)), 0) FROM xattrs x" \
-	" WHERE x.ino = " ino ")"
+	"(SELECT coalesce(sum(" FS_XATTR_COST_SQL "), 0) FROM xattrs x WHERE x.ino = " ino ")"
 static inline uint64_t fs_xattr_pages(uint64_t bytes)
 {
 	return rsv_page_up(bytes);

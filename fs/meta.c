@@ -742,9 +742,7 @@ int fs_meta_getxattr(struct fs *fs, fuse_ino_t ino, const char *name, void **val
 /* The bytes the xattr @name of @ino costs: 0, -ENODATA when there is none */
 static int meta_xattr_len(struct fs *fs, fuse_ino_t ino, const char *name, uint64_t *bytes)
 {
-	/* length() of a BLOB reads its size from the record header, never
-	 * the value itself */
-	return meta_int_by_name(fs, "SELECT length(name) + length(value) FROM xattrs"
+	return meta_int_by_name(fs, "SELECT " FS_XATTR_COST_SQL " FROM xattrs"
 				" WHERE ino = ? AND name = ?",
 				ino, name, -ENODATA, "xattr length", bytes);
 }
@@ -798,7 +796,7 @@ int fs_meta_removexattr(struct fs *fs, fuse_ino_t ino, const char *name, uint64_
 {
 	/* the row is deleted in the first step, which also returns its cost */
 	return meta_int_by_name(fs, "DELETE FROM xattrs WHERE ino = ? AND name = ?"
-				" RETURNING length(name) + length(value)",
+				" RETURNING " FS_XATTR_COST_SQL,
 				ino, name, -ENODATA, "removexattr", freed);
 }
 
@@ -808,7 +806,7 @@ int fs_meta_xattr_pages(struct fs *fs, uint64_t *pages)
 
 	/* rows of an inode that is gone (never left by us) cost nothing */
 	snprintf(sql, sizeof(sql), "SELECT coalesce(sum((b + %u) / %u), 0) FROM"
-		 " (SELECT sum(length(name) + length(value)) AS b FROM xattrs"
+		 " (SELECT sum(" FS_XATTR_COST_SQL ") AS b FROM xattrs"
 		 "  WHERE ino IN (SELECT ino FROM inodes) GROUP BY ino)",
 		 RSV_PAGE_SIZE - 1, RSV_PAGE_SIZE);
 	return fs_meta_count(fs, sql, pages);
