@@ -79,6 +79,14 @@ def fmt(v, unit):
     return f"{v:.1f}"
 
 
+def fmt_range(v, unit):
+    """The median of @v, with its min – max when there are several."""
+    c = fmt(statistics.median(v), unit)
+    if len(v) > 1:
+        c += f" ({fmt(min(v), unit)} – {fmt(max(v), unit)})"
+    return c
+
+
 def ratio(d, a, b):
     va, vb = d["vals"].get(a), d["vals"].get(b)
     if not va or not vb:
@@ -122,6 +130,16 @@ def verdict(rs, target, better):
     if n and sign_p(up, n) < 0.05:
         return ("ahead" if up > down else "behind"), up, len(rs)
     return "tie", up, len(rs)
+
+
+def paired_cell(rs, target, better):
+    """Paired ratios against @target: median (range), repetitions that met it,
+    the sign test's verdict; "–" with fewer than 3 repetitions."""
+    if len(rs) < 3:
+        return "–"
+    v, up, n = verdict(rs, target, better)
+    met = "≥" if better == "higher" else "<"
+    return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), {up}/{n} {met} {target:g}: **{v}**"
 
 
 def ratios(data):
@@ -201,14 +219,7 @@ def main():
             if b == "native" and w != "seqread":
                 cells.append("–")
                 continue
-            rs = paired(d, a, b)
-            if len(rs) < 3:
-                cells.append("–")
-                continue
-            v, up, n = verdict(rs, t, d["better"])
-            met = "≥" if d["better"] == "higher" else "<"
-            cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
-                         f"{up}/{n} {met} {t:g}: **{v}**")
+            cells.append(paired_cell(paired(d, a, b), t, d["better"]))
         if any(c != "–" for c in cells):
             prow.append(f"| {w} | {m} | " + " | ".join(cells) + " |")
     if prow:
@@ -230,10 +241,7 @@ def main():
         for s in present:
             v = d["vals"].get(s)
             if v:
-                med = statistics.median(v)
-                c = fmt(med, d["unit"])
-                if len(v) > 1:
-                    c += f" ({fmt(min(v), d['unit'])} – {fmt(max(v), d['unit'])})"
+                c = fmt_range(v, d["unit"])
                 if d["fails"].get(s):
                     c += f" +{len(d['fails'][s])} failed"
             elif d["fails"].get(s):
@@ -261,7 +269,7 @@ def main():
                 if not v:
                     continue
                 med = statistics.median(v)
-                c = fmt(med, d["unit"]) + (f" ({fmt(min(v), d['unit'])} – {fmt(max(v), d['unit'])})" if len(v) > 1 else "")
+                c = fmt_range(v, d["unit"])
                 b = fmt(statistics.median(base), d["unit"]) if base else "–"
                 r = f"{med / statistics.median(base):.2f}" if base and statistics.median(base) else "–"
                 rs = paired(d, s, "reservefs-eof")
@@ -279,22 +287,15 @@ def main():
                  "unlink in it, before it checks the next one: one more round trip each. "
                  "`passthrough_ll:default_permissions` is the peer with the same checks.\n")
         head(L, ["workload", "metric", "peer", "median (min – max)",
-                 "reservefs-eof / peer", "paired: median (range), reps ≥ 1, verdict"], 3)
+                 "reservefs-eof / peer", "paired: median (range), reps ≥ target, verdict"], 3)
         for (w, m), d in data.items():
             for s in pt_variants:
                 v = d["vals"].get(s)
                 r = ratio(d, "reservefs-eof", s)
                 if not v or r is None:
                     continue
-                c = fmt(statistics.median(v), d["unit"]) + (
-                    f" ({fmt(min(v), d['unit'])} – {fmt(max(v), d['unit'])})" if len(v) > 1 else "")
-                rs = paired(d, "reservefs-eof", s)
-                pr = "–"
-                if len(rs) >= 3:
-                    vd, up, n = verdict(rs, 1.0, d["better"])
-                    pr = (f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f}), "
-                          f"{up}/{n}: **{vd}**")
-                L.append(f"| {w} | {m} | {s} | {c} | {r:.2f} | {pr} |")
+                pr = paired_cell(paired(d, "reservefs-eof", s), 1.0, d["better"])
+                L.append(f"| {w} | {m} | {s} | {fmt_range(v, d['unit'])} | {r:.2f} | {pr} |")
         L.append("")
 
     fails = [(w, m, s, n) for (w, m), d in data.items() for s, ns in d["fails"].items() for n in ns]
