@@ -539,6 +539,14 @@ def resident(path):
     return int(p.stdout.split()[0])
 
 
+def write_synced(path, seed, size):
+    """@size bytes of pattern(@seed) in 1 MiB writes, then fsync."""
+    with open(path, 'wb') as f:
+        for off in range(0, size, MiB):
+            f.write(pattern(seed, off, MiB))
+        os.fsync(f.fileno())
+
+
 def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     """A read copies the backing file's pages into the FUSE file's cache,
     which keeps them; behind a sequential reader the backing file's copy is
@@ -546,10 +554,7 @@ def test_sequential_read_lets_go_of_backing_pages(fsf, mode):
     drops nothing, and every read returns the file's bytes."""
     size = 64 * MiB
     m = fsf.new(size='96M', reserve=mode)
-    with open(m.path('f'), 'wb') as f:
-        for off in range(0, size, MiB):
-            f.write(pattern(3, off, MiB))
-        os.fsync(f.fileno())
+    write_synced(m.path('f'), 3, size)
     backing = m.backing('f')
 
     rfs.drop_caches()
@@ -598,10 +603,7 @@ def test_random_reads_keep_backing_pages(fsf):
     the backing file go, so every page they brought in is still cached."""
     size = 64 * MiB
     m = fsf.new(size='96M')
-    with open(m.path('f'), 'wb') as f:
-        for off in range(0, size, MiB):
-            f.write(pattern(5, off, MiB))
-        os.fsync(f.fileno())
+    write_synced(m.path('f'), 5, size)
     backing = m.backing('f')
     rnd = random.Random(11)
     offs = [rnd.randrange(size // PAGE) * PAGE for _ in range(3000)]
