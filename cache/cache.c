@@ -64,10 +64,12 @@ static void cache_clean(struct cache *c, struct cache_file *cf)
 /* The byte span [*start, *start + *len) covering every page of @m. */
 static bool cache_span(const struct rsv_map *m, off_t *start, off_t *len)
 {
-	if (m->n == 0)
+	uint64_t first, end;
+
+	if (!rsv_map_span(m, &first, &end))
 		return false;
-	*start = (off_t)m->ext[0].start << RSV_PAGE_SHIFT;
-	*len = (off_t)(m->ext[m->n - 1].end - m->ext[0].start) << RSV_PAGE_SHIFT;
+	*start = (off_t)first << RSV_PAGE_SHIFT;
+	*len = (off_t)(end - first) << RSV_PAGE_SHIFT;
 	return true;
 }
 
@@ -80,9 +82,7 @@ static bool cache_prepare_submit(struct cache_file *cf, off_t *start, off_t *len
 		return false;
 	*run = cf->dirty.n == 1;
 	*seq = ++cf->submit_seq;
-	for (uint32_t i = 0; i < cf->dirty.n; i++)
-		rsv_map_add(&cf->inflight, cf->dirty.ext[i].start, cf->dirty.ext[i].end);
-	rsv_map_clear(&cf->dirty);
+	rsv_map_move(&cf->inflight, &cf->dirty);
 	cf->dirty_since = g_get_monotonic_time();	/* what is dirtied next ages from now */
 	return true;
 }

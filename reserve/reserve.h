@@ -2,8 +2,9 @@
  *
  * Two pieces, both free of I/O and of any other module:
  *  - struct rsv_map: a set of 4096-byte page numbers kept as sorted, disjoint,
- *    non-adjacent extents [start, end).  Cost is O(extents), never O(pages):
- *    a fully reserved 1 TiB file is one extent.
+ *    non-adjacent extents [start, end).  Memory is O(extents), never O(pages):
+ *    a fully reserved 1 TiB file is one extent; adding or removing a range
+ *    costs O(log extents) plus the extents it folds away.
  *  - struct rsv_ledger: the store-wide capacity (pages, inodes) and what is
  *    charged against it.  Charges are exact under concurrency: usage never
  *    exceeds capacity, not even for a moment (CAS on the counters; charges
@@ -46,14 +47,25 @@ struct rsv_extent {
 	uint64_t end;		/* one past the last page */
 };
 
+/* The extents live in chunks of at most RSV_CHUNK_MAX, kept in order: a
+ * lookup is two binary searches, an insertion or a removal moves at most
+ * one chunk's extents (and, when a chunk splits or empties, the chunk
+ * pointers).  A map of one chunk keeps it inline, without the pointer
+ * array. */
+struct rsv_chunk;
+
 struct rsv_map {
-	struct rsv_extent *ext;	/* sorted by start, disjoint, never adjacent */
-	uint32_t n;		/* extents in use */
-	uint32_t cap;		/* extents allocated */
+	union {
+		struct rsv_chunk *one;		/* cap == 0: the only chunk, or NULL */
+		struct rsv_chunk **chunks;	/* cap > 0: nchunks of them, in order */
+	} u;
+	uint32_t nchunks;	/* chunks in use, none empty */
+	uint32_t cap;		/* chunk pointers allocated (0 = inline) */
+	uint64_t n;		/* extents in all chunks */
 	uint64_t pages;		/* sum of extent lengths */
 };
 
-#define RSV_MAP_INIT { NULL, 0, 0, 0 }
+#define RSV_MAP_INIT { { NULL }, 0, 0, 0, 0 }
 
 void rsv_map_init(struct rsv_map *m);
 /* Frees the extents; the map is empty and reusable afterwards. */
@@ -81,6 +93,15 @@ int rsv_map_foreach_present(const struct rsv_map *m, uint64_t start, uint64_t en
 			    rsv_range_cb cb, void *arg);
 /* Heap bytes the map costs (the struct itself excluded). */
 size_t rsv_map_bytes(const struct rsv_map *m);
+/* The first page of the first extent and the end of the last one; false if
+ * the map is empty. */
+bool rsv_map_span(const struct rsv_map *m, uint64_t *start, uint64_t *end);
+/* Adds every page of @src to @dst and leaves @src empty (in O(1) when @dst
+ * is empty).  Returns the pages @dst gained. */
+uint64_t rsv_map_move(struct rsv_map *dst, struct rsv_map *src);
+/* Asserts the map's structural invariants (for the unit tests); returns the
+ * number of chunks. */
+uint32_t rsv_map_check(const struct rsv_map *m);
 
 /* ---- the ledger ------------------------------------------------------- */
 

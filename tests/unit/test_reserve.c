@@ -9,37 +9,49 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* The map's structural invariants: sorted, non-empty, disjoint, non-adjacent
- * extents whose lengths add up to m->pages. */
+/* Gathers a map's extents (its maximal present ranges) as uint64 pairs. */
+static int extents_cb(uint64_t start, uint64_t end, void *arg)
+{
+	g_array_append_val((GArray *)arg, start);
+	g_array_append_val((GArray *)arg, end);
+	return 0;
+}
+
+/* The map's structural invariants (rsv_map_check: sorted, non-empty,
+ * disjoint, non-adjacent extents in non-empty chunks, adding up to m->pages
+ * and m->n), and the walk seeing the same extents. */
 static void check_map(const struct rsv_map *m)
 {
+	GArray *ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	uint64_t sum = 0;
-	uint32_t i;
 
-	g_assert_cmpuint(m->n, <=, m->cap);
-	if (m->cap == 0)
-		g_assert_null(m->ext);
-	for (i = 0; i < m->n; i++) {
-		g_assert_cmpuint(m->ext[i].start, <, m->ext[i].end);
-		if (i > 0)
-			g_assert_cmpuint(m->ext[i - 1].end, <, m->ext[i].start);
-		sum += m->ext[i].end - m->ext[i].start;
-	}
+	rsv_map_check(m);
+	if (m->n == 0)
+		g_assert_cmpuint(rsv_map_bytes(m), ==, 0);
+	rsv_map_foreach_present(m, 0, UINT64_MAX, extents_cb, ext);
+	g_assert_cmpuint(ext->len / 2, ==, m->n);
+	for (guint i = 0; i < ext->len; i += 2)
+		sum += g_array_index(ext, uint64_t, i + 1) - g_array_index(ext, uint64_t, i);
 	g_assert_cmpuint(sum, ==, m->pages);
 	g_assert_cmpuint(rsv_map_pages(m), ==, m->pages);
-	g_assert_cmpuint(rsv_map_bytes(m), ==, (size_t)m->cap * sizeof(struct rsv_extent));
+	g_array_free(ext, TRUE);
 }
 
 static void check_extents(const struct rsv_map *m, const uint64_t *pairs, uint32_t n)
 {
-	uint32_t i;
+	GArray *ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	uint64_t first, end;
 
 	check_map(m);
 	g_assert_cmpuint(m->n, ==, n);
-	for (i = 0; i < n; i++) {
-		g_assert_cmpuint(m->ext[i].start, ==, pairs[2 * i]);
-		g_assert_cmpuint(m->ext[i].end, ==, pairs[2 * i + 1]);
+	rsv_map_foreach_present(m, 0, UINT64_MAX, extents_cb, ext);
+	g_assert_cmpmem(ext->data, ext->len * sizeof(uint64_t), pairs, 2 * n * sizeof(uint64_t));
+	g_assert_cmpint(rsv_map_span(m, &first, &end), ==, n > 0);
+	if (n) {
+		g_assert_cmpuint(first, ==, pairs[0]);
+		g_assert_cmpuint(end, ==, pairs[2 * n - 1]);
 	}
+	g_array_free(ext, TRUE);
 }
 
 /* Collects callback ranges into a GArray of uint64 pairs; stops (returns
@@ -454,12 +466,16 @@ static void check_same_ranges(GArray *a, GArray *b)
 	g_assert_cmpmem(a->data, a->len * sizeof(uint64_t), b->data, b->len * sizeof(uint64_t));
 }
 
-/* A range in [0, MODEL_PAGES], sometimes empty or inverted on purpose. */
-static void rand_range(GRand *r, uint64_t *s, uint64_t *e)
+/* A range in [0, MODEL_PAGES], sometimes empty or inverted on purpose;
+ * with @fine nearly always short, so the map holds many extents in many
+ * chunks, and the rare long one spans several chunks. */
+static void rand_range(GRand *r, bool fine, uint64_t *s, uint64_t *e)
 {
 	*s = g_rand_int_range(r, 0, MODEL_PAGES + 1);
-	if (g_rand_int_range(r, 0, 4) == 0)
-		*e = *s + g_rand_int_range(r, 0, 8);	/* short, often adjacent */
+	if (fine ? g_rand_int_range(r, 0, 512) != 0 : g_rand_int_range(r, 0, 4) == 0)
+		*e = *s + g_rand_int_range(r, 0, fine ? 3 : 8);	/* short, often adjacent */
+	else if (fine)
+		*e = *s + g_rand_int_range(r, 0, 1024);		/* a few chunks' worth */
 	else
 		*e = g_rand_int_range(r, 0, MODEL_PAGES + 1);
 	if (*e > MODEL_PAGES)
@@ -472,10 +488,15 @@ static void rand_range(GRand *r, uint64_t *s, uint64_t *e)
 	}
 }
 
-static void test_map_random(void)
+/* Random changes and queries checked against a bitmap.  @data set: mostly
+ * short ranges, which keep hundreds of extents in several chunks, so
+ * splits, joins and changes across chunk boundaries all happen. */
+static void test_map_random(gconstpointer data)
 {
-	const guint32 seed = 0x5eed2024;
+	const bool fine = data != NULL;
+	const guint32 seed = fine ? 0xf1e2024 : 0x5eed2024;
 	const int ops = 100000;
+	uint32_t max_chunks = 0;
 	guint8 *bm = g_malloc0(MODEL_PAGES);
 	struct rsv_map m = RSV_MAP_INIT;
 	GRand *r = g_rand_new_with_seed(seed);
@@ -490,7 +511,7 @@ static void test_map_random(void)
 		uint64_t s, e, p, k, got, budget;
 
 		/* Mutate: a bias towards adding keeps the map mid-full. */
-		rand_range(r, &s, &e);
+		rand_range(r, fine, &s, &e);
 		if (g_rand_int_range(r, 0, 100) < 52) {
 			k = s < e ? (e - s) - model_present(bm, s, e) : 0;
 			got = rsv_map_add(&m, s, e);
@@ -507,11 +528,12 @@ static void test_map_random(void)
 		g_assert_cmpuint(got, ==, k);
 		g_assert_cmpuint(rsv_map_pages(&m), ==, model_pages);
 		check_map(&m);
+		max_chunks = MAX(max_chunks, rsv_map_check(&m));
 
 		/* Query. */
 		p = g_rand_int_range(r, 0, MODEL_PAGES + 8);
 		g_assert_cmpint(rsv_map_contains(&m, p), ==, p < MODEL_PAGES && bm[p]);
-		rand_range(r, &s, &e);
+		rand_range(r, fine, &s, &e);
 		k = s < e ? model_present(bm, s, e) : 0;
 		g_assert_cmpuint(rsv_map_count_present(&m, s, e), ==, k);
 		g_assert_cmpuint(rsv_map_count_missing(&m, s, e), ==, s < e ? (e - s) - k : 0);
@@ -538,6 +560,9 @@ static void test_map_random(void)
 					 ==, UINT64_MAX - MODEL_PAGES);
 		}
 	}
+	g_test_message("%u chunks at most", max_chunks);
+	if (fine)
+		g_assert_cmpuint(max_chunks, >=, 8);
 	g_array_free(want, TRUE);
 	g_array_free(c.r, TRUE);
 	g_rand_free(r);
@@ -1165,7 +1190,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/reserve/map/foreach", test_map_foreach);
 	g_test_add_func("/reserve/map/top", test_map_top);
 	g_test_add_func("/reserve/map/cost", test_map_cost);
-	g_test_add_func("/reserve/map/random", test_map_random);
+	g_test_add_data_func("/reserve/map/random", NULL, test_map_random);
+	g_test_add_data_func("/reserve/map/random-fine", "fine", test_map_random);
 	g_test_add_func("/reserve/ledger/charge", test_ledger_charge);
 	g_test_add_func("/reserve/ledger/release-underflow", test_ledger_release_underflow);
 	g_test_add_func("/reserve/ledger/capacity", test_ledger_capacity);
