@@ -358,6 +358,39 @@ static void test_map_foreach(void)
 	rsv_map_clear(&m);
 }
 
+/* rsv_map_move: into an empty map it hands the chunks over; into a full
+ * one it merges (pages already there count once).  The source ends empty. */
+static void test_map_move(void)
+{
+	struct rsv_map a = RSV_MAP_INIT, b = RSV_MAP_INIT;
+	uint64_t s, first, end;
+
+	/* 1000 extents: several chunks, handed over whole */
+	for (s = 0; s < 2000; s += 2)
+		rsv_map_add(&a, s, s + 1);
+	g_assert_cmpuint(rsv_map_check(&a), >, 1);
+	g_assert_cmpuint(rsv_map_move(&b, &a), ==, 1000);
+	check_map(&a);
+	g_assert_cmpuint(a.n, ==, 0);
+	g_assert_false(rsv_map_span(&a, &first, &end));
+	check_map(&b);
+	g_assert_cmpuint(b.n, ==, 1000);
+	g_assert_true(rsv_map_span(&b, &first, &end));
+	g_assert_cmpuint(first, ==, 0);
+	g_assert_cmpuint(end, ==, 1999);
+
+	/* merged: the odd pages fill the gaps, [0, 10) is there already */
+	for (s = 1; s < 2000; s += 2)
+		rsv_map_add(&a, s, s + 1);
+	rsv_map_add(&a, 0, 10);
+	g_assert_cmpuint(rsv_map_move(&b, &a), ==, 1000);
+	check_map(&a);
+	g_assert_cmpuint(a.n, ==, 0);
+	check_extents(&b, (const uint64_t[]){ 0, 2000 }, 1);
+	g_assert_cmpuint(rsv_map_bytes(&b), <, 1024);
+	rsv_map_clear(&b);
+}
+
 static void test_map_top(void)
 {
 	struct rsv_map m = RSV_MAP_INIT;
@@ -1188,6 +1221,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/reserve/map/counts", test_map_counts);
 	g_test_add_func("/reserve/map/limit-missing", test_map_limit_missing);
 	g_test_add_func("/reserve/map/foreach", test_map_foreach);
+	g_test_add_func("/reserve/map/move", test_map_move);
 	g_test_add_func("/reserve/map/top", test_map_top);
 	g_test_add_func("/reserve/map/cost", test_map_cost);
 	g_test_add_data_func("/reserve/map/random", NULL, test_map_random);
