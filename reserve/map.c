@@ -35,6 +35,16 @@ struct rsv_chunk {
 	struct rsv_extent ext[];
 };
 
+/* Every inode has several maps: they cost what the one sorted array did. */
+G_STATIC_ASSERT(sizeof(struct rsv_map) <= 3 * sizeof(uint64_t));
+
+/* The array of chunks, from the second chunk on. */
+struct rsv_top {
+	uint32_t nchunks;		/* >= 2 */
+	uint32_t cap;
+	struct rsv_chunk *ch[];
+};
+
 /* Extent @i of chunk @c; {nchunks, 0} is the end. */
 struct rsv_pos {
 	uint32_t c, i;
@@ -45,17 +55,22 @@ static inline uint64_t rsv_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static inline struct rsv_chunk **map_chunks(struct rsv_map *m)
 {
-	return m->cap ? m->u.chunks : &m->u.one;
+	return m->many ? m->u.top->ch : &m->u.one;
 }
 
 static inline struct rsv_chunk *const *map_chunks_c(const struct rsv_map *m)
 {
-	return m->cap ? m->u.chunks : &m->u.one;
+	return m->many ? m->u.top->ch : &m->u.one;
+}
+
+static inline uint32_t map_nchunks(const struct rsv_map *m)
+{
+	return m->many ? m->u.top->nchunks : m->u.one != NULL;
 }
 
 static inline bool pos_end(const struct rsv_map *m, struct rsv_pos p)
 {
-	return p.c >= m->nchunks;
+	return p.c >= map_nchunks(m);
 }
 
 static inline bool pos_before(struct rsv_pos a, struct rsv_pos b)
@@ -87,9 +102,8 @@ static inline const struct rsv_extent *pos_ext_before(const struct rsv_map *m, s
 void rsv_map_init(struct rsv_map *m)
 {
 	m->u.one = NULL;
-	m->nchunks = 0;
-	m->cap = 0;
 	m->n = 0;
+	m->many = 0;
 	m->pages = 0;
 }
 
@@ -97,19 +111,19 @@ void rsv_map_clear(struct rsv_map *m)
 {
 	struct rsv_chunk **chs = map_chunks(m);
 
-	for (uint32_t c = 0; c < m->nchunks; c++)
+	for (uint32_t c = 0; c < map_nchunks(m); c++)
 		g_free(chs[c]);
-	if (m->cap)
-		g_free(m->u.chunks);
+	if (m->many)
+		g_free(m->u.top);
 	rsv_map_init(m);
 }
 
 size_t rsv_map_bytes(const struct rsv_map *m)
 {
 	struct rsv_chunk *const *chs = map_chunks_c(m);
-	size_t bytes = (size_t)m->cap * sizeof(*chs);
+	size_t bytes = m->many ? sizeof(struct rsv_top) + (size_t)m->u.top->cap * sizeof(*chs) : 0;
 
-	for (uint32_t c = 0; c < m->nchunks; c++)
+	for (uint32_t c = 0; c < map_nchunks(m); c++)
 		bytes += sizeof(struct rsv_chunk) + (size_t)chs[c]->cap * sizeof(struct rsv_extent);
 	return bytes;
 }
@@ -153,53 +167,63 @@ static struct rsv_chunk *chunk_fit(struct rsv_chunk *ch)
 	return chunk_resize(ch, MAX(ch->n * 2, RSV_CHUNK_MIN_CAP));
 }
 
+static struct rsv_top *top_resize(struct rsv_top *t, uint32_t cap)
+{
+	t = g_realloc(t, sizeof(*t) + (size_t)cap * sizeof(t->ch[0]));
+	t->cap = cap;
+	return t;
+}
+
 /* Inserts @ch as chunk number @c.  The array exists from the second chunk
  * on; one chunk lives inline in the map. */
 static void top_insert(struct rsv_map *m, uint32_t c, struct rsv_chunk *ch)
 {
-	if (m->cap == 0 && m->nchunks == 0) {
+	struct rsv_top *t;
+
+	if (!m->many && !m->u.one) {
 		m->u.one = ch;
-		m->nchunks = 1;
 		return;
 	}
-	if (m->cap == 0) {
+	if (!m->many) {
 		struct rsv_chunk *one = m->u.one;
 
-		m->u.chunks = g_new(struct rsv_chunk *, RSV_TOP_MIN_CAP);
-		m->u.chunks[0] = one;
-		m->cap = RSV_TOP_MIN_CAP;
-	} else if (m->nchunks == m->cap) {
+		t = top_resize(NULL, RSV_TOP_MIN_CAP);
+		t->ch[0] = one;
+		t->nchunks = 1;
+		m->u.top = t;
+		m->many = 1;
+	} else if (m->u.top->nchunks == m->u.top->cap) {
 		/* 2^31 chunks would be far more memory than there is: treat it
 		 * like an allocation failure, which GLib also treats as fatal. */
-		if (m->cap > UINT32_MAX / 2)
-			g_error("rsv_map: more than %u chunks", m->cap);
-		m->u.chunks = g_renew(struct rsv_chunk *, m->u.chunks, (gsize)m->cap * 2);
-		m->cap *= 2;
+		if (m->u.top->cap > UINT32_MAX / 2)
+			g_error("rsv_map: more than %u chunks", m->u.top->cap);
+		m->u.top = top_resize(m->u.top, m->u.top->cap * 2);
 	}
-	memmove(&m->u.chunks[c + 1], &m->u.chunks[c], (size_t)(m->nchunks - c) * sizeof(*m->u.chunks));
-	m->u.chunks[c] = ch;
-	m->nchunks++;
+	t = m->u.top;
+	memmove(&t->ch[c + 1], &t->ch[c], (size_t)(t->nchunks - c) * sizeof(t->ch[0]));
+	t->ch[c] = ch;
+	t->nchunks++;
 }
 
 /* Takes chunks [c, c + k) out of the array; the caller has freed them. */
 static void top_remove(struct rsv_map *m, uint32_t c, uint32_t k)
 {
-	struct rsv_chunk **chs = map_chunks(m);
+	struct rsv_top *t = m->u.top;
 
-	memmove(&chs[c], &chs[c + k], (size_t)(m->nchunks - c - k) * sizeof(*chs));
-	m->nchunks -= k;
-	if (m->cap == 0) {
-		if (m->nchunks == 0)
+	if (!m->many) {			/* the inline chunk */
+		g_assert(c == 0 && k <= 1);
+		if (k)
 			m->u.one = NULL;
-	} else if (m->nchunks <= 1) {
-		struct rsv_chunk *one = m->nchunks ? chs[0] : NULL;
-
-		g_free(m->u.chunks);
-		m->u.one = one;
-		m->cap = 0;
-	} else if (m->cap > RSV_TOP_MIN_CAP && m->nchunks <= m->cap / 4) {
-		m->cap /= 2;
-		m->u.chunks = g_renew(struct rsv_chunk *, m->u.chunks, m->cap);
+		return;
+	}
+	memmove(&t->ch[c], &t->ch[c + k], (size_t)(t->nchunks - c - k) * sizeof(t->ch[0]));
+	t->nchunks -= k;
+	if (t->nchunks <= 1) {
+		m->u.one = t->nchunks ? t->ch[0] : NULL;
+		m->many = 0;
+		g_free(t);
+	} else if (t->cap > RSV_TOP_MIN_CAP && t->nchunks <= t->cap / 4) {
+		m->u.top = top_resize(t, t->cap / 2);
 	}
 }
 
@@ -222,10 +246,10 @@ static void chunk_rebalance(struct rsv_map *m, uint32_t c)
 		ch->n = half;
 		chs[c] = chunk_fit(ch);
 		top_insert(m, c + 1, hi);
-	} else if (ch->n < RSV_CHUNK_MIN && m->nchunks > 1) {
+	} else if (ch->n < RSV_CHUNK_MIN && map_nchunks(m) > 1) {
 		uint32_t a = c, b = c + 1;	/* b joins a */
 
-		if (c + 1 == m->nchunks || (c > 0 && chs[c - 1]->n < chs[c + 1]->n)) {
+		if (c + 1 == map_nchunks(m) || (c > 0 && chs[c - 1]->n < chs[c + 1]->n)) {
 			a = c - 1;
 			b = c;
 		}
@@ -252,8 +276,12 @@ static void chunk_splice(struct rsv_map *m, uint32_t c, uint32_t a, uint32_t b,
 	uint32_t tail = ch->n - b;
 
 	g_assert(a <= b && b <= ch->n);
-	if (k > b - a)
+	if (k > b - a) {
+		/* 2^32 extents would be 64 GiB of them: as an allocation failure */
+		if (m->n > UINT32_MAX - k)
+			g_error("rsv_map: more than %u extents", UINT32_MAX);
 		chs[c] = ch = chunk_reserve(ch, ch->n + (k - (b - a)));
+	}
 	if (tail && a + k != b)
 		memmove(&ch->ext[a + k], &ch->ext[b], (size_t)tail * sizeof(*ch->ext));
 	if (k)
@@ -271,7 +299,7 @@ static void map_splice(struct rsv_map *m, struct rsv_pos i, struct rsv_pos j,
 	struct rsv_chunk **chs;
 	uint32_t c;
 
-	if (m->nchunks == 0) {
+	if (map_nchunks(m) == 0) {
 		if (k) {
 			top_insert(m, 0, chunk_new(k));
 			chunk_splice(m, 0, 0, 0, repl, k);
@@ -279,7 +307,7 @@ static void map_splice(struct rsv_map *m, struct rsv_pos i, struct rsv_pos j,
 		return;
 	}
 	if (pos_end(m, i)) {		/* after the last extent */
-		c = m->nchunks - 1;
+		c = map_nchunks(m) - 1;
 		chunk_splice(m, c, map_chunks(m)[c]->n, map_chunks(m)[c]->n, repl, k);
 		return;
 	}
@@ -325,7 +353,7 @@ static struct rsv_pos rsv_search(const struct rsv_map *m, uint64_t page, bool by
 {
 	struct rsv_chunk *const *chs = map_chunks_c(m);
 	const struct rsv_chunk *ch;
-	uint32_t lo = 0, hi = m->nchunks;
+	uint32_t lo = 0, hi = map_nchunks(m);
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -335,8 +363,8 @@ static struct rsv_pos rsv_search(const struct rsv_map *m, uint64_t page, bool by
 		else
 			lo = mid + 1;
 	}
-	if (lo == m->nchunks)
-		return (struct rsv_pos){ m->nchunks, 0 };
+	if (lo == map_nchunks(m))
+		return (struct rsv_pos){ lo, 0 };
 	ch = chs[lo];
 	for (uint32_t a = 0, b = ch->n - 1;; ) {
 		uint32_t mid;
@@ -439,9 +467,9 @@ bool rsv_map_span(const struct rsv_map *m, uint64_t *start, uint64_t *end)
 	struct rsv_chunk *const *chs = map_chunks_c(m);
 	const struct rsv_chunk *last;
 
-	if (m->nchunks == 0)
+	if (map_nchunks(m) == 0)
 		return false;
-	last = chs[m->nchunks - 1];
+	last = chs[map_nchunks(m) - 1];
 	*start = chs[0]->ext[0].start;
 	*end = last->ext[last->n - 1].end;
 	return true;
@@ -504,7 +532,7 @@ uint64_t rsv_map_move(struct rsv_map *dst, struct rsv_map *src)
 	uint64_t added = 0;
 	struct rsv_pos p;
 
-	if (dst->nchunks == 0) {
+	if (map_nchunks(dst) == 0) {
 		*dst = *src;		/* nothing in the map points into it */
 		rsv_map_init(src);
 		return dst->pages;
@@ -567,12 +595,12 @@ uint32_t rsv_map_check(const struct rsv_map *m)
 {
 	struct rsv_chunk *const *chs = map_chunks_c(m);
 	const struct rsv_extent *prev = NULL;
+	uint32_t nchunks = map_nchunks(m);
 	uint64_t n = 0, pages = 0;
 
-	g_assert(m->cap ? m->nchunks >= 2 && m->nchunks <= m->cap : m->nchunks <= 1);
-	if (m->nchunks == 0)
-		g_assert_null(m->u.one);
-	for (uint32_t c = 0; c < m->nchunks; c++) {
+	if (m->many)
+		g_assert(nchunks >= 2 && nchunks <= m->u.top->cap);
+	for (uint32_t c = 0; c < nchunks; c++) {
 		const struct rsv_chunk *ch = chs[c];
 
 		g_assert(ch->n >= 1 && ch->n <= ch->cap && ch->n <= RSV_CHUNK_MAX);
@@ -588,5 +616,5 @@ uint32_t rsv_map_check(const struct rsv_map *m)
 	}
 	g_assert(n == m->n);
 	g_assert(pages == m->pages);
-	return m->nchunks;
+	return nchunks;
 }

@@ -47,25 +47,25 @@ struct rsv_extent {
 	uint64_t end;		/* one past the last page */
 };
 
-/* The extents live in chunks of at most RSV_CHUNK_MAX, kept in order: a
- * lookup is two binary searches, an insertion or a removal moves at most
- * one chunk's extents (and, when a chunk splits or empties, the chunk
- * pointers).  A map of one chunk keeps it inline, without the pointer
- * array. */
+/* The extents live in chunks of at most RSV_CHUNK_MAX (map.c), kept in
+ * order: a lookup is two binary searches, an insertion or a removal moves at
+ * most one chunk's extents (and, when a chunk splits or empties, the chunk
+ * pointers).  A map of one chunk keeps it inline, without the pointer array;
+ * the struct stays 24 bytes, as every inode has several. */
 struct rsv_chunk;
+struct rsv_top;
 
 struct rsv_map {
 	union {
-		struct rsv_chunk *one;		/* cap == 0: the only chunk, or NULL */
-		struct rsv_chunk **chunks;	/* cap > 0: nchunks of them, in order */
+		struct rsv_chunk *one;	/* !many: the only chunk, or NULL */
+		struct rsv_top *top;	/* many: two or more chunks, in order */
 	} u;
-	uint32_t nchunks;	/* chunks in use, none empty */
-	uint32_t cap;		/* chunk pointers allocated (0 = inline) */
-	uint64_t n;		/* extents in all chunks */
+	uint32_t n;		/* extents in all chunks */
+	uint32_t many;		/* which member of u is in use */
 	uint64_t pages;		/* sum of extent lengths */
 };
 
-#define RSV_MAP_INIT { { NULL }, 0, 0, 0, 0 }
+#define RSV_MAP_INIT { { NULL }, 0, 0, 0 }
 
 void rsv_map_init(struct rsv_map *m);
 /* Frees the extents; the map is empty and reusable afterwards. */
