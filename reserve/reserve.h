@@ -3,8 +3,9 @@
  * Two pieces, both free of I/O and of any other module:
  *  - struct rsv_map: a set of 4096-byte page numbers kept as sorted, disjoint,
  *    non-adjacent extents [start, end).  Memory is O(extents), never O(pages):
- *    a fully reserved 1 TiB file is one extent; adding or removing a range
- *    costs O(log extents) plus the extents it folds away.
+ *    a fully reserved 1 TiB file is one extent.  Adding or removing a range
+ *    costs a binary search and a move inside one chunk of extents (plus the
+ *    extents it folds away, and now and then a move of the chunk pointers).
  *  - struct rsv_ledger: the store-wide capacity (pages, inodes) and what is
  *    charged against it.  Charges are exact under concurrency: usage never
  *    exceeds capacity, not even for a moment (CAS on the counters; charges
