@@ -17,7 +17,6 @@ DESCR = {
     "seqwrite": "sequential write, 1 MiB blocks, final fsync included",
     "seqread": "sequential read, 1 MiB blocks, cold cache (remount + drop_caches)",
     "randwrite": "random 4 KiB pwrite in a preallocated file, final fsync included",
-    "sparsewrite": "random 4 KiB pwrite in a sparse file (truncated to size), final fsync included",
     "randread": "random 4 KiB pread, cold cache (remount + drop_caches)",
     "mmapwrite": "random 4 KiB stores through a shared mmap, msync every N writes + at end",
     "fsyncappend": "4 KiB appends, each followed by fdatasync (database log)",
