@@ -410,21 +410,30 @@ bool rsv_map_contains(const struct rsv_map *m, uint64_t page)
 	return !pos_end(m, p) && pos_ext(m, p)->start <= page;
 }
 
-uint64_t rsv_map_count_present(const struct rsv_map *m, uint64_t start, uint64_t end)
+/* Pages of [start, end) in the extents from @p on, where @p is no later
+ * than the first extent ending past @start (one that only touches the range
+ * adds nothing): what add and remove count without a third search. */
+static uint64_t map_present_from(const struct rsv_map *m, struct rsv_pos p, uint64_t start,
+				 uint64_t end)
 {
 	uint64_t sum = 0;
-	struct rsv_pos p;
 
-	if (start >= end)
-		return 0;
-	for (p = rsv_first_end_after(m, start); !pos_end(m, p); pos_next(m, &p)) {
+	for (; !pos_end(m, p); pos_next(m, &p)) {
 		const struct rsv_extent *e = pos_ext(m, p);
 
 		if (e->start >= end)
 			break;
-		sum += rsv_min(end, e->end) - rsv_max(start, e->start);
+		if (e->end > start)
+			sum += rsv_min(end, e->end) - rsv_max(start, e->start);
 	}
 	return sum;
+}
+
+uint64_t rsv_map_count_present(const struct rsv_map *m, uint64_t start, uint64_t end)
+{
+	if (start >= end)
+		return 0;
+	return map_present_from(m, rsv_first_end_after(m, start), start, end);
 }
 
 uint64_t rsv_map_count_missing(const struct rsv_map *m, uint64_t start, uint64_t end)
@@ -489,7 +498,7 @@ uint64_t rsv_map_add(struct rsv_map *m, uint64_t start, uint64_t end)
 	 * one, which is what keeps the extents non-adjacent. */
 	i = rsv_first_end_from(m, start);
 	j = rsv_first_start_after(m, end);
-	present = rsv_map_count_present(m, start, end);
+	present = map_present_from(m, i, start, end);
 	if (present == end - start)
 		return 0;		/* inside one extent already */
 	if (pos_before(i, j)) {
@@ -516,7 +525,7 @@ uint64_t rsv_map_remove(struct rsv_map *m, uint64_t start, uint64_t end)
 	j = rsv_first_start_from(m, end);
 	if (!pos_before(i, j))
 		return 0;
-	removed = rsv_map_count_present(m, start, end);
+	removed = map_present_from(m, i, start, end);
 	if (pos_ext(m, i)->start < start)
 		keep[k++] = (struct rsv_extent){ pos_ext(m, i)->start, start };
 	if (pos_ext_before(m, j)->end > end)
