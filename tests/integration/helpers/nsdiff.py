@@ -1,0 +1,342 @@
+"""nsdiff.py REF FS [--seed S] [--ops N] [--snap-every K] [--log FILE]
+
+Differential namespace tester: the same random sequence of namespace,
+attribute, xattr and small data operations runs on REF (a directory on the
+backing filesystem, ext4 here: the reference) and on FS (a directory in a
+mounted reservefs), as root and as two unprivileged users (the effective
+uid/gid switch per operation, so the kernel checks permissions exactly as a
+program's own calls would; mount reservefs with allow_other and
+default_permissions).  Every operation's outcome, its errno or the value it
+returned (stat fields, directory listing, file bytes, link target, xattr),
+must be the same on both, and every K operations the two trees are compared
+whole: names, types, modes, owners, link counts, sizes, contents, symlink
+targets, user xattrs, and which names are hard links of one inode.
+
+Prints one JSON line; exits 1 at the first difference with the last
+operations, 2 on a usage error.  Both roots must exist, be empty and be
+mode 0777.  `nsdiff.py snap DIR` prints a tree's snapshot (JSON) instead,
+for comparing a tree across a remount.
+"""
+import argparse
+import errno
+import hashlib
+import json
+import os
+import random
+import stat
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import rfs  # noqa: E402
+
+NAMES = ['a', 'b', 'c', 'd', 'e']
+USERS = [(0, 0), (65534, 65534), (1000, 1000)]
+MODES = [0o755, 0o700, 0o777, 0o644, 0o600, 0o444, 0o000, 0o1777, 0o2775, 0o4755,
+         0o6711, 0o2755, 0o3777, 0o640, 0o711, 0o555]
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def set_user(uid, gid):
+    """Effective ids only: root's real and saved ids stay, to switch back."""
+    if os.geteuid() != 0:
+        os.seteuid(0)
+    os.setegid(gid)
+    if uid != 0:
+        os.seteuid(uid)
+
+
+def digest(b):
+    return hashlib.sha1(b).hexdigest()[:16]
+
+
+def stat_view(st):
+    """The fields both filesystems must agree on (no times, inode numbers,
+    blocks, or directory sizes, which differ by design)."""
+    v = {'type': stat.S_IFMT(st.st_mode), 'mode': stat.S_IMODE(st.st_mode),
+         'uid': st.st_uid, 'gid': st.st_gid, 'nlink': st.st_nlink}
+    if not stat.S_ISDIR(st.st_mode):
+        v['size'] = st.st_size
+    return v
+
+
+def snapshot(root):
+    """Every name below root with its attributes; hard links grouped by the
+    first path found for their inode (walk order is sorted, so the same)."""
+    out = {}
+    first = {}
+    todo = ['']
+    while todo:
+        rel = todo.pop()
+        path = os.path.join(root, rel) if rel else root
+        for name in sorted(os.listdir(path)):
+            r = os.path.join(rel, name) if rel else name
+            p = os.path.join(root, r)
+            st = os.lstat(p)
+            v = stat_view(st)
+            if stat.S_ISREG(st.st_mode):
+                with open(p, 'rb') as f:
+                    v['data'] = digest(f.read())
+                v['ino'] = first.setdefault(st.st_ino, r)
+            elif stat.S_ISLNK(st.st_mode):
+                v['target'] = os.readlink(p)
+            elif stat.S_ISDIR(st.st_mode):
+                todo.append(r)
+            if not stat.S_ISLNK(st.st_mode) and not stat.S_ISFIFO(st.st_mode):
+                v['xattr'] = {k: digest(os.getxattr(p, k, follow_symlinks=False))
+                              for k in sorted(os.listxattr(p, follow_symlinks=False))
+                              if k.startswith('user.')}
+            out[r] = v
+    return out
+
+
+class Gen:
+    """Draws operations.  Paths are relative to a root and stay inside it;
+    symlink targets are relative and never climb above the root."""
+
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+
+    def path(self):
+        depth = self.r.choice([1, 1, 2, 2, 2, 3])
+        p = '/'.join(self.r.choice(NAMES) for _ in range(depth))
+        if self.r.random() < 0.02:      # the longest name, and one too long
+            p += '/' + self.r.choice(['L' * 255, 'L' * 256])
+        x = self.r.random()
+        if x < 0.03:
+            p += '/'
+        elif x < 0.05:
+            p += '/.'
+        elif x < 0.07 and depth > 1:
+            p = p.replace('/', '/../' + self.r.choice(NAMES) + '/', 1)
+        return p
+
+    def target(self, link):
+        """A target for a symlink at @link: relative and going down only, so
+        it resolves inside the root wherever the link physically is (a
+        '..' counted from the link's path would climb out of the root
+        when a directory on that path is itself a symlink)."""
+        x = self.r.random()
+        if x < 0.1:
+            return link.rstrip('/').rsplit('/', 1)[-1]    # itself: ELOOP
+        if x < 0.15:
+            return 'nowhere'
+        return os.path.normpath(self.path().replace('..', '.'))
+
+    def op(self):
+        r = self.r
+        kind = r.choices(
+            ['mkdir', 'rmdir', 'unlink', 'write', 'read', 'symlink', 'readlink', 'link',
+             'rename', 'chmod', 'chown', 'truncate', 'access', 'stat', 'listdir',
+             'setxattr', 'getxattr', 'removexattr', 'listxattr', 'mkfifo', 'utime',
+             'open', 'mknod', 'tmpfile'],
+            [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2])[0]
+        user = r.choices(range(len(USERS)), [5, 3, 2])[0]
+        o = {'op': kind, 'user': user, 'p': self.path()}
+        if kind in ('mkdir', 'chmod'):
+            o['mode'] = r.choice(MODES)
+        elif kind == 'write':
+            o['flags'] = r.choice(['w', 'a', 'r+', 'x', 'wt', 'ct'])
+            o['off'] = r.choice([0, 0, 1, 4095, 4096, 5000, 70000])
+            o['len'] = r.choice([0, 1, 100, 4096, 9000])
+            o['mode'] = r.choice(MODES)
+            o['byte'] = r.randrange(256)
+        elif kind == 'symlink':
+            o['target'] = self.target(o['p'])
+        elif kind in ('link', 'rename'):
+            o['q'] = self.path()
+            o['flags'] = r.choice([0, 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE]) \
+                if kind == 'rename' else 0
+        elif kind == 'chown':
+            ids = [-1, 0, 65534, 1000]
+            o['uid'] = r.choice(ids)
+            o['gid'] = r.choice(ids)
+            o['nofollow'] = r.random() < 0.3
+        elif kind == 'truncate':
+            o['size'] = r.choice([0, 1, 4096, 10000, 1 << 20])
+        elif kind == 'access':
+            o['mode'] = r.choice([os.F_OK, os.R_OK, os.W_OK, os.X_OK, os.R_OK | os.W_OK])
+        elif kind in ('setxattr', 'getxattr', 'removexattr'):
+            o['name'] = r.choice(['user.x', 'user.y', 'trusted.t', 'user.' + 'n' * 260])
+            o['value'] = r.choice(['', 'v', 'w' * 300])
+            o['xflags'] = r.choice([0, 0, os.XATTR_CREATE, os.XATTR_REPLACE])
+        elif kind == 'utime':
+            o['now'] = r.random() < 0.5
+        elif kind == 'open':
+            o['flags'] = r.choice(['dir', 'nofollow', 'rdonly', 'wronly', 'dir|creat',
+                                   'creat|excl|nofollow', 'trunc|rdonly'])
+        return o
+
+
+FLAGS = {
+    'w': os.O_WRONLY | os.O_CREAT, 'a': os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    'r+': os.O_RDWR, 'x': os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+    'wt': os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 'ct': os.O_RDWR | os.O_TRUNC,
+    'dir': os.O_RDONLY | os.O_DIRECTORY, 'nofollow': os.O_RDONLY | os.O_NOFOLLOW,
+    'rdonly': os.O_RDONLY, 'wronly': os.O_WRONLY, 'dir|creat': os.O_RDONLY | os.O_DIRECTORY
+    | os.O_CREAT, 'creat|excl|nofollow': os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+    'trunc|rdonly': os.O_RDONLY | os.O_TRUNC,
+}
+
+
+def apply(root, o):
+    """Runs operation @o under @root; returns what it returned (comparable
+    between the two roots), raises OSError."""
+    P = os.path.join(root, o['p'])
+    k = o['op']
+    if k == 'mkdir':
+        os.mkdir(P, o['mode'])
+    elif k == 'rmdir':
+        os.rmdir(P)
+    elif k == 'unlink':
+        os.unlink(P)
+    elif k == 'write':
+        fd = os.open(P, FLAGS[o['flags']] | os.O_NONBLOCK, o['mode'])
+        try:
+            n = os.pwrite(fd, bytes([o['byte']]) * o['len'], o['off']) \
+                if o['flags'] != 'a' else os.write(fd, bytes([o['byte']]) * o['len'])
+            return [n, os.fstat(fd).st_size]
+        finally:
+            os.close(fd)
+    elif k == 'read':
+        fd = os.open(P, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO must not block
+        try:
+            return digest(os.pread(fd, 1 << 21, 0))
+        finally:
+            os.close(fd)
+    elif k == 'symlink':
+        os.symlink(o['target'], P)
+    elif k == 'readlink':
+        return os.readlink(P)
+    elif k == 'link':
+        os.link(P, os.path.join(root, o['q']), follow_symlinks=False)
+    elif k == 'rename':
+        Q = os.path.join(root, o['q'])
+        if o['flags']:
+            rfs.renameat2(P, Q, o['flags'])
+        else:
+            os.rename(P, Q)
+    elif k == 'chmod':
+        os.chmod(P, o['mode'])
+    elif k == 'chown':
+        os.chown(P, o['uid'], o['gid'], follow_symlinks=not o['nofollow'])
+    elif k == 'truncate':
+        os.truncate(P, o['size'])
+    elif k == 'access':
+        return os.access(P, o['mode'])
+    elif k == 'stat':
+        return stat_view(os.lstat(P))
+    elif k == 'listdir':
+        return sorted(os.listdir(P))
+    elif k == 'setxattr':
+        os.setxattr(P, o['name'], o['value'].encode(), o['xflags'])
+    elif k == 'getxattr':
+        return digest(os.getxattr(P, o['name']))
+    elif k == 'removexattr':
+        os.removexattr(P, o['name'])
+    elif k == 'listxattr':
+        return sorted(x for x in os.listxattr(P) if x.startswith('user.'))
+    elif k == 'mkfifo':
+        os.mkfifo(P, 0o644)
+    elif k == 'mknod':      # /dev/null's numbers; EPERM unless root
+        os.mknod(P, stat.S_IFCHR | 0o644, os.makedev(1, 3))
+    elif k == 'tmpfile':    # a nameless file in directory P, then linked as P/t
+        fd = os.open(P, os.O_TMPFILE | os.O_RDWR, 0o640)
+        try:
+            os.write(fd, b'tmpfile')
+            rfs.link_fd(fd, os.path.join(P, 't'))
+            return stat_view(os.fstat(fd))
+        finally:
+            os.close(fd)
+    elif k == 'utime':
+        os.utime(P, None if o['now'] else (1000000000, 1000000000))
+    elif k == 'open':
+        fd = os.open(P, FLAGS[o['flags']] | os.O_NONBLOCK, 0o644)
+        try:
+            return stat_view(os.fstat(fd))
+        finally:
+            os.close(fd)
+    return None
+
+
+def outcome(root, o):
+    uid, gid = USERS[o['user']]
+    set_user(uid, gid)
+    try:
+        return ['ok', apply(root, o)]
+    except OSError as e:
+        return ['err', errno.errorcode.get(e.errno, e.errno)]
+    finally:
+        set_user(0, 0)
+
+
+def known(o, ra, rb):
+    """Differences the FUSE protocol forces: chown(f, -1, -1) by a non-owner
+    of a setuid/setgid file is EPERM on ext4 (the chown would drop the bits,
+    which only the owner may), but it reaches a FUSE filesystem as the same
+    empty SETATTR as the kernel's suid drop before a non-owner's fallocate,
+    which must succeed (fs/ops_attr.c, attr_bare_chown); nothing changes
+    either way."""
+    return (o['op'] == 'chown' and o['uid'] == -1 and o['gid'] == -1 and
+            USERS[o['user']][0] != 0 and ra == ['err', 'EPERM'] and rb == ['ok', None])
+
+
+def diff_snap(a, b):
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            lines.append('%s: ref %s, fs %s' % (k, a.get(k), b.get(k)))
+    return lines
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == 'snap':
+        print(json.dumps(snapshot(sys.argv[2]), sort_keys=True))
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument('ref')
+    ap.add_argument('fs')
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--ops', type=int, default=3000)
+    ap.add_argument('--snap-every', type=int, default=200)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print('nsdiff: must run as root (it switches users per operation)', file=sys.stderr)
+        return 2
+    for d in (a.ref, a.fs):
+        if os.listdir(d) or stat.S_IMODE(os.stat(d).st_mode) != 0o777:
+            print('nsdiff: %s must be an empty directory of mode 0777' % d, file=sys.stderr)
+            return 2
+    os.setgroups([])
+    os.umask(0o022)
+    g = Gen(a.seed)
+    hist = []
+    counts = {}
+    for i in range(a.ops):
+        o = g.op()
+        ra = outcome(a.ref, o)
+        rb = outcome(a.fs, o)
+        hist.append((i, o, ra))
+        counts.setdefault(o['op'], [0, 0])[ra[0] == 'ok' and 1 or 0] += 1
+        bad = None
+        if ra != rb and not known(o, ra, rb):
+            bad = ['operation %d %s: ref %s, fs %s' % (i, json.dumps(o), ra, rb)]
+        elif (i + 1) % a.snap_every == 0 or i == a.ops - 1:
+            d = diff_snap(snapshot(a.ref), snapshot(a.fs))
+            if d:
+                bad = ['trees differ after operation %d:' % i] + d[:30]
+        if bad:
+            print(json.dumps({'ok': False, 'seed': a.seed, 'op': i}))
+            print('\n'.join(bad), file=sys.stderr)
+            print('last operations (ref outcome):', file=sys.stderr)
+            for j, oj, rj in hist[-25:]:
+                print('  %d %s -> %s' % (j, json.dumps(oj), rj), file=sys.stderr)
+            return 1
+    print(json.dumps({'ok': True, 'seed': a.seed, 'ops': a.ops,
+                      'entries': len(snapshot(a.fs)),
+                      'ok_per_op': {k: v[1] for k, v in sorted(counts.items())},
+                      'err_per_op': {k: v[0] for k, v in sorted(counts.items())}}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
