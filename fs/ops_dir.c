@@ -716,13 +716,35 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- reading directories and links ------------------------------------ */
 
+/* An open directory counts as an open file (nopen): removed while open, it
+ * keeps its xattrs and its inode until the last close, as on a kernel
+ * filesystem (fgetxattr/fsetxattr on it still work). */
 static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_open(req, fi);
+	struct fs *fs = FS(req);
+	struct fs_inode *in;
+	int res;
+
+	if ((res = fs_inode_get(fs, ino, &in)) == 0) {
+		res = fs_inode_open(fs, in);
+		fs_inode_put(fs, in);	/* nopen keeps it */
+	}
+	if (res < 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
+	fi->fh = (uintptr_t)in;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fs_inode_release(fs, in);
 }
 
 static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = FS(req);
+	struct fs_inode *in = fs_inode_ref(fs, (struct fs_inode *)(uintptr_t)fi->fh);
+
+	fs_inode_release(fs, in);
+	fs_inode_put(fs, in);
 	fuse_reply_err(req, 0);
 }
 

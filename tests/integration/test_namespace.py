@@ -885,6 +885,53 @@ def test_rename_over_open_file(mnt):
     assert os.listdir(mnt.mnt) == ['a']
 
 
+def test_open_removed_directory(mnt):
+    """A directory removed while open keeps its xattrs and its inode until
+    the last close, as on ext4; then both come back to the ledger, and a
+    crash while it is open leaves an orphan that recovery frees."""
+    before = mnt.stat_json()
+    d = mnt.path('d')
+    os.mkdir(d)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.setxattr(fd, 'user.a', b'x' * 3000)
+        os.rmdir(d)
+        assert errno_of(os.stat, d) == errno.ENOENT
+        assert os.fstat(fd).st_nlink == 0
+        assert os.getxattr(fd, 'user.a') == b'x' * 3000
+        os.setxattr(fd, 'user.b', b'y')
+        assert sorted(os.listxattr(fd)) == ['user.a', 'user.b']
+        os.removexattr(fd, 'user.a')
+        assert os.listxattr(fd) == ['user.b']
+        os.fchmod(fd, 0o700)
+        assert os.fstat(fd).st_mode & 0o7777 == 0o700
+        assert os.listdir(fd) == []
+        held = mnt.stat_json()
+        assert held['inodes_used'] == before['inodes_used'] + 1
+        assert held['reserved_pages'] == before['reserved_pages'] + 1   # user.b
+    finally:
+        os.close(fd)
+    rfs.wait_until(lambda: mnt.stat_json()['inodes_used'] == before['inodes_used'])
+    assert mnt.stat_json()['reserved_pages'] == before['reserved_pages']
+
+    # SIGKILL while one is open: the next mount frees it
+    os.mkdir(d)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    os.setxattr(fd, 'user.c', b'z' * 5000)
+    os.rmdir(d)
+    try:
+        mnt.kill_remount()
+    finally:
+        os.close(fd)
+    after = mnt.stat_json()
+    assert after['inodes_used'] == before['inodes_used']
+    assert after['reserved_pages'] == before['reserved_pages']
+    assert os.listdir(mnt.mnt) == []
+    mnt.umount()
+    p = mnt.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def _chattr(path, flags):
     import fcntl
     import struct

@@ -128,8 +128,8 @@ class Gen:
             ['mkdir', 'rmdir', 'unlink', 'write', 'read', 'symlink', 'readlink', 'link',
              'rename', 'chmod', 'chown', 'truncate', 'access', 'stat', 'listdir',
              'setxattr', 'getxattr', 'removexattr', 'listxattr', 'mkfifo', 'utime',
-             'open', 'mknod', 'tmpfile'],
-            [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2])[0]
+             'open', 'mknod', 'tmpfile', 'hold', 'fd'],
+            [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2, 4, 10])[0]
         user = r.choices(range(len(USERS)), [5, 3, 2])[0]
         o = {'op': kind, 'user': user, 'p': self.path()}
         if kind in ('mkdir', 'chmod'):
@@ -164,6 +164,19 @@ class Gen:
         elif kind == 'open':
             o['flags'] = r.choice(['dir', 'nofollow', 'rdonly', 'wronly', 'dir|creat',
                                    'creat|excl|nofollow', 'trunc|rdonly'])
+        elif kind == 'hold':
+            o['slot'] = r.randrange(SLOTS)
+            o['flags'] = r.choice(['rdonly', 'wronly', 'r+', 'w', 'a', 'x', 'dir'])
+        elif kind == 'fd':
+            o['slot'] = r.randrange(SLOTS)
+            o['fd'] = r.choice(['fstat', 'fstat', 'pwrite', 'pread', 'ftruncate', 'fchmod',
+                                'fchown', 'fsetxattr', 'fgetxattr', 'fsync', 'close',
+                                'listdir', 'futimens'])
+            o['off'] = r.choice([0, 1, 4096, 100000])
+            o['len'] = r.choice([0, 1, 5000])
+            o['mode'] = r.choice(MODES)
+            o['uid'] = r.choice([-1, 0, 65534, 1000])
+            o['byte'] = r.randrange(256)
         return o
 
 
@@ -176,6 +189,46 @@ FLAGS = {
     | os.O_CREAT, 'creat|excl|nofollow': os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
     'trunc|rdonly': os.O_RDONLY | os.O_TRUNC,
 }
+
+
+SLOTS = 4
+FDS = {}    # root -> its open descriptors, slot by slot (the same slots on both)
+
+
+def apply_fd(root, o):
+    """Operations on a descriptor held across operations: the file may
+    meanwhile have been renamed, unlinked (nlink 0) or replaced."""
+    fds = FDS.setdefault(root, [None] * SLOTS)
+    fd = fds[o['slot']]
+    k = o['fd']
+    if fd is None:
+        return 'no descriptor'
+    if k == 'fstat':
+        return stat_view(os.fstat(fd))
+    if k == 'pwrite':
+        return os.pwrite(fd, bytes([o['byte']]) * o['len'], o['off'])
+    if k == 'pread':
+        return digest(os.pread(fd, 200000, o['off']))
+    if k == 'ftruncate':
+        os.ftruncate(fd, o['off'])
+    elif k == 'fchmod':
+        os.fchmod(fd, o['mode'])
+    elif k == 'fchown':
+        os.fchown(fd, o['uid'], -1)
+    elif k == 'fsetxattr':
+        os.setxattr(fd, 'user.f', bytes([o['byte']]))
+    elif k == 'fgetxattr':
+        return digest(os.getxattr(fd, 'user.f'))
+    elif k == 'fsync':
+        os.fsync(fd)
+    elif k == 'close':
+        fds[o['slot']] = None
+        os.close(fd)
+    elif k == 'listdir':
+        return sorted(os.listdir(fd))
+    elif k == 'futimens':
+        os.utime(fd, (1000000000, 1000000000))
+    return None
 
 
 def apply(root, o):
@@ -239,6 +292,15 @@ def apply(root, o):
         os.mkfifo(P, 0o644)
     elif k == 'mknod':      # /dev/null's numbers; EPERM unless root
         os.mknod(P, stat.S_IFCHR | 0o644, os.makedev(1, 3))
+    elif k == 'hold':
+        fds = FDS.setdefault(root, [None] * SLOTS)
+        if fds[o['slot']] is not None:
+            os.close(fds[o['slot']])
+            fds[o['slot']] = None
+        fds[o['slot']] = os.open(P, FLAGS[o['flags']] | os.O_NONBLOCK, 0o644)
+        return stat_view(os.fstat(fds[o['slot']]))
+    elif k == 'fd':
+        return apply_fd(root, o)
     elif k == 'tmpfile':    # a nameless file in directory P, then linked as P/t
         fd = os.open(P, os.O_TMPFILE | os.O_RDWR, 0o640)
         try:
@@ -276,8 +338,10 @@ def known(o, ra, rb):
     empty SETATTR as the kernel's suid drop before a non-owner's fallocate,
     which must succeed (fs/ops_attr.c, attr_bare_chown); nothing changes
     either way."""
-    return (o['op'] == 'chown' and o['uid'] == -1 and o['gid'] == -1 and
-            USERS[o['user']][0] != 0 and ra == ['err', 'EPERM'] and rb == ['ok', None])
+    empty_chown = ((o['op'] == 'chown' and o['uid'] == -1 and o['gid'] == -1) or
+                   (o['op'] == 'fd' and o['fd'] == 'fchown' and o['uid'] == -1))
+    return (empty_chown and USERS[o['user']][0] != 0 and
+            ra == ['err', 'EPERM'] and rb == ['ok', None])
 
 
 def diff_snap(a, b):
@@ -298,6 +362,7 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--ops', type=int, default=3000)
     ap.add_argument('--snap-every', type=int, default=200)
+    ap.add_argument('--log', help='every operation and its outcome on REF, one per line')
     a = ap.parse_args()
     if os.geteuid() != 0:
         print('nsdiff: must run as root (it switches users per operation)', file=sys.stderr)
@@ -316,6 +381,9 @@ def main():
         ra = outcome(a.ref, o)
         rb = outcome(a.fs, o)
         hist.append((i, o, ra))
+        if a.log:
+            with open(a.log, 'a') as f:
+                f.write('%d %s -> %s / %s\n' % (i, json.dumps(o), ra, rb))
         counts.setdefault(o['op'], [0, 0])[ra[0] == 'ok' and 1 or 0] += 1
         bad = None
         if ra != rb and not known(o, ra, rb):
