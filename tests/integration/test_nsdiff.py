@@ -1,7 +1,7 @@
 """The same random namespace operations on the backing ext4 and on reservefs
 (helpers/nsdiff.py): every errno, every returned value and the whole tree
 must agree, as root and as two unprivileged users; then the tree must come
-back the same after a remount.
+back the same after a remount, and after a SIGKILL of the daemon.
 
 Default: a few seeds of 3,000 operations per mode; `tests/run --long`: more
 seeds, longer.
@@ -51,3 +51,12 @@ def test_namespace_matches_ext4(fsf, workdir, mode, long_run):
     assert after == before
     for seed in seeds:
         assert snap(m.path('ns%d' % seed)) == snap(os.path.join(workdir, 'ref%d' % seed))
+
+    # every operation is committed before its reply: a SIGKILL of the
+    # daemon loses none of them
+    m.kill_remount()
+    for seed in seeds:
+        assert snap(m.path('ns%d' % seed)) == snap(os.path.join(workdir, 'ref%d' % seed))
+    m.umount()
+    p = m.fsck()
+    assert p.returncode == 0, p.stdout + p.stderr

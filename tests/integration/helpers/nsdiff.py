@@ -34,6 +34,15 @@ USERS = [(0, 0), (65534, 65534), (1000, 1000)]
 MODES = [0o755, 0o700, 0o777, 0o644, 0o600, 0o444, 0o000, 0o1777, 0o2775, 0o4755,
          0o6711, 0o2755, 0o3777, 0o640, 0o711, 0o555]
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4, 8, 0x10, 0x20
+ACL_XATTR = {'access': 'system.posix_acl_access', 'default': 'system.posix_acl_default'}
+
+
+def acl_bytes(entries):
+    """The xattr form of an ACL (version 2, then tag, perm, id per entry)."""
+    import struct
+    return struct.pack('<I', 2) + b''.join(
+        struct.pack('<HHI', tag, perm, id & 0xffffffff) for tag, perm, id in entries)
 
 
 def set_user(uid, gid):
@@ -84,7 +93,7 @@ def snapshot(root):
             if not stat.S_ISLNK(st.st_mode) and not stat.S_ISFIFO(st.st_mode):
                 v['xattr'] = {k: digest(os.getxattr(p, k, follow_symlinks=False))
                               for k in sorted(os.listxattr(p, follow_symlinks=False))
-                              if k.startswith('user.')}
+                              if not k.startswith('security.')}
             out[r] = v
     return out
 
@@ -122,14 +131,33 @@ class Gen:
             return 'nowhere'
         return os.path.normpath(self.path().replace('..', '.'))
 
+    def acl(self):
+        """A POSIX ACL as (tag, perm, id) entries: the three of a mode, or
+        named users and groups with a mask; now and then an invalid one."""
+        r = self.r
+        e = [(ACL_USER_OBJ, r.randrange(8), -1), (ACL_GROUP_OBJ, r.randrange(8), -1),
+             (ACL_OTHER, r.randrange(8), -1)]
+        if r.random() < 0.7:
+            for uid in r.sample([65534, 1000, 0], r.randrange(1, 3)):
+                e.append((ACL_USER, r.randrange(8), uid))
+            for gid in r.sample([65534, 1000, 0], r.randrange(0, 2)):
+                e.append((ACL_GROUP, r.randrange(8), gid))
+            if r.random() < 0.95:
+                e.append((ACL_MASK, r.randrange(8), -1))     # required with named ones
+        e.sort(key=lambda t: (t[0], t[2]))
+        if r.random() < 0.03:
+            e.append((ACL_USER_OBJ, 7, -1))                 # duplicate: EINVAL
+        return e
+
     def op(self):
         r = self.r
         kind = r.choices(
             ['mkdir', 'rmdir', 'unlink', 'write', 'read', 'symlink', 'readlink', 'link',
              'rename', 'chmod', 'chown', 'truncate', 'access', 'stat', 'listdir',
              'setxattr', 'getxattr', 'removexattr', 'listxattr', 'mkfifo', 'utime',
-             'open', 'mknod', 'tmpfile', 'hold', 'fd'],
-            [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2, 4, 10])[0]
+             'open', 'mknod', 'tmpfile', 'hold', 'fd', 'setacl', 'getacl'],
+            [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2, 4, 10,
+             4, 2])[0]
         user = r.choices(range(len(USERS)), [5, 3, 2])[0]
         o = {'op': kind, 'user': user, 'p': self.path()}
         if kind in ('mkdir', 'chmod'):
@@ -164,6 +192,9 @@ class Gen:
         elif kind == 'open':
             o['flags'] = r.choice(['dir', 'nofollow', 'rdonly', 'wronly', 'dir|creat',
                                    'creat|excl|nofollow', 'trunc|rdonly'])
+        elif kind in ('setacl', 'getacl'):
+            o['which'] = r.choice(['access', 'access', 'default'])
+            o['acl'] = self.acl()
         elif kind == 'hold':
             o['slot'] = r.randrange(SLOTS)
             o['flags'] = r.choice(['rdonly', 'wronly', 'r+', 'w', 'a', 'x', 'dir'])
@@ -292,6 +323,10 @@ def apply(root, o):
         os.mkfifo(P, 0o644)
     elif k == 'mknod':      # /dev/null's numbers; EPERM unless root
         os.mknod(P, stat.S_IFCHR | 0o644, os.makedev(1, 3))
+    elif k == 'setacl':
+        os.setxattr(P, ACL_XATTR[o['which']], acl_bytes(o['acl']))
+    elif k == 'getacl':
+        return os.getxattr(P, ACL_XATTR[o['which']]).hex()
     elif k == 'hold':
         fds = FDS.setdefault(root, [None] * SLOTS)
         if fds[o['slot']] is not None:
