@@ -96,6 +96,14 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 		res = -EPERM;
 		goto out;
 	}
+	/* Empty, on a file whose setuid/setgid bits a chown would drop, from
+	 * someone who may not chmod it: the kernel's suid drop before a
+	 * writer's fallocate or copy_file_range (whose handlers drop the bits
+	 * and set the times), or a chown(f, -1, -1), which ext4 refuses here.
+	 * Either way nothing changes, the ctime neither. */
+	if (!(to_set & ATTR_SETTABLE) && !S_ISDIR(in->mode) &&
+	    fs_perm_kill(req, in->mode, in->gid) != in->mode && !attr_bare_chown(req, in, to_set))
+		goto out;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(in->mode)) {
 			res = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;

@@ -615,11 +615,21 @@ def test_suid_cleared_on_chown_to_nothing(mnt_user):
     rfs.as_user(os.chown, m.path('d', 'u'), -1, -1)
     cases['u'] = (0o6755, 0o755)
     # nor can anyone else strip them so (ext4 says EPERM; a FUSE daemon
-    # cannot tell this call from the kernel's file_remove_privs)
+    # cannot tell this call from the kernel's file_remove_privs), and like
+    # ext4's refusal it changes nothing, not even the ctime; on a file it
+    # would not strip, it is allowed and sets the ctime, as on ext4
     write_file(m.path('d', 'v'), b'x')
     os.chmod(m.path('d', 'v'), 0o6755)
+    ctime = os.stat(m.path('d', 'v')).st_ctime_ns
     rfs.as_user(errno_of, os.chown, m.path('d', 'v'), -1, -1)
+    assert os.stat(m.path('d', 'v')).st_ctime_ns == ctime
     cases['v'] = (0o6755, 0o6755)
+    write_file(m.path('d', 'w'), b'x')
+    os.chmod(m.path('d', 'w'), 0o644)
+    ctime = os.stat(m.path('d', 'w')).st_ctime_ns
+    rfs.as_user(os.chown, m.path('d', 'w'), -1, -1)
+    assert os.stat(m.path('d', 'w')).st_ctime_ns > ctime
+    cases['w'] = (0o644, 0o644)
     for _ in range(2):
         for name, (_, want) in cases.items():
             assert stat.S_IMODE(os.stat(m.path('d', name)).st_mode) == want, name

@@ -159,7 +159,7 @@ class Gen:
             [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2, 4, 10,
              4, 2])[0]
         user = r.choices(range(len(USERS)), [5, 3, 2])[0]
-        o = {'op': kind, 'user': user, 'p': self.path()}
+        o = {'op': kind, 'user': user, 'p': self.path(), 'times': r.random() < 0.4}
         if kind in ('mkdir', 'chmod'):
             o['mode'] = r.choice(MODES)
         elif kind == 'write':
@@ -355,28 +355,78 @@ def apply(root, o):
     return None
 
 
+def watched(o):
+    """The names whose times an operation may change: its paths and their
+    directories (no atime: relatime makes it depend on history)."""
+    out = []
+    for k in ('p', 'q'):
+        if k in o:
+            out += [o[k], o[k].rstrip('/').rpartition('/')[0] or '.']
+    return out
+
+
+def times(root, names):
+    out = []
+    for n in names:
+        try:
+            st = os.lstat(os.path.join(root, n))
+            out.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def time_changes(before, after):
+    """Per watched name: 'm' if its mtime moved, 'c' if its ctime did
+    (ext4 here has fine-grained timestamps once they are looked at, so a
+    change is always seen); '-' when it is not the same inode before and
+    after, or missing."""
+    out = []
+    for b, a in zip(before, after):
+        if b is None or a is None or a[0] != b[0]:
+            out.append('-')
+        else:
+            out.append(('m' if a[1] != b[1] else '') + ('c' if a[2] != b[2] else ''))
+    return out
+
+
 def outcome(root, o):
+    names = watched(o) if o.get('times') else []
+    before = times(root, names)
     uid, gid = USERS[o['user']]
     set_user(uid, gid)
     try:
-        return ['ok', apply(root, o)]
+        res = ['ok', apply(root, o)]
     except OSError as e:
-        return ['err', errno.errorcode.get(e.errno, e.errno)]
+        res = ['err', errno.errorcode.get(e.errno, e.errno)]
     finally:
         set_user(0, 0)
+    if names:
+        res.append(time_changes(before, times(root, names)))
+    return res
 
 
 def known(o, ra, rb):
-    """Differences the FUSE protocol forces: chown(f, -1, -1) by a non-owner
+    """Differences allowed.  Writing into a FIFO changes its times on ext4,
+    not on FUSE, where the kernel keeps them for FIFOs (S_NOCMTIME) and tells
+    the filesystem nothing.  One of ext4's own: setting an xattr to the value
+    it has already leaves the ctime alone there (reservefs, like most
+    filesystems, counts it as a change).  One the FUSE protocol forces: chown(f, -1, -1) by a non-owner
     of a setuid/setgid file is EPERM on ext4 (the chown would drop the bits,
     which only the owner may), but it reaches a FUSE filesystem as the same
     empty SETATTR as the kernel's suid drop before a non-owner's fallocate,
     which must succeed (fs/ops_attr.c, attr_bare_chown); nothing changes
-    either way."""
+    either way, the ctime neither."""
+    if (o['op'] == 'write' and o['flags'] == 'a' and ra[:2] == rb[:2] and ra[1][1] == 0 and
+            len(ra) == 3 and rb[2][0] == '' and ra[2][0] == 'mc' and ra[2][1:] == rb[2][1:]):
+        return True     # data through a FIFO: FUSE keeps no times for it (S_NOCMTIME)
+    if (o['op'] in ('setxattr', 'setacl') and ra[:2] == rb[:2] and len(ra) == 3 and
+            [t.replace('c', '') for t in rb[2]] == ra[2] and rb[2][0] == 'c'):
+        return True     # ext4 leaves ctime alone when an xattr gets the value it had
     empty_chown = ((o['op'] == 'chown' and o['uid'] == -1 and o['gid'] == -1) or
                    (o['op'] == 'fd' and o['fd'] == 'fchown' and o['uid'] == -1))
     return (empty_chown and USERS[o['user']][0] != 0 and
-            ra == ['err', 'EPERM'] and rb == ['ok', None])
+            ra[:2] == ['err', 'EPERM'] and rb[:2] == ['ok', None] and ra[2:] == rb[2:])
 
 
 def diff_snap(a, b):
