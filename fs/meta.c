@@ -475,7 +475,8 @@ int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
 {
 	sqlite3_stmt *st = meta_stmt(fs,
 		"INSERT INTO inodes(gen, mode, uid, gid, nlink, rdev, size, atime, mtime,"
-		" ctime, btime, parent, rsv_pages, link, ino) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)");
+		" ctime, btime, parent, rsv_pages, link, ino, flags)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?)");
 	int res;
 
 	if (!st)
@@ -483,6 +484,7 @@ int fs_meta_insert_inode(struct fs *fs, struct fs_inode *in, const char *link)
 	if (in->ino == 0 && (res = fs_meta_new_id(fs, &in->ino)) < 0)
 		return res;
 	sqlite3_bind_int64(st, 14, in->ino);
+	sqlite3_bind_int64(st, 15, in->flags);
 	sqlite3_bind_int64(st, 1, in->gen);
 	sqlite3_bind_int64(st, 2, in->mode);
 	sqlite3_bind_int64(st, 3, in->uid);

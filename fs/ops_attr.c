@@ -92,7 +92,11 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 					      FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
 					      FUSE_SET_ATTR_CTIME)) ) ||
 	    (fs_append_only(in) && (((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
-				    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW))))) {
+				    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW)))) ||
+	    /* a chown(f, -1, -1), or the drop before a fallocate, that would
+	     * drop setuid/setgid: a mode change, as ext4_setattr sees it */
+	    (fs_append_only(in) && !(to_set & ATTR_SETTABLE) && !S_ISDIR(in->mode) &&
+	     fs_perm_kill(req, in->mode, in->gid) != in->mode)) {
 		res = -EPERM;
 		goto out;
 	}
@@ -549,6 +553,12 @@ static int attr_set_flags(struct fs *fs, struct fs_inode *in, uint32_t fl)
 	 * and CAP_LINUX_IMMUTABLE for i and a.  We see a uid, not
 	 * capabilities: a check of ours refused a capable non-root caller. */
 	g_mutex_lock(&in->lock);
+	/* an immutable inode keeps its other flags too until immutable is
+	 * cleared, as on ext4 */
+	if ((in->flags & fl & FS_IMMUTABLE_FL) && fl != in->flags) {
+		g_mutex_unlock(&in->lock);
+		return -EPERM;
+	}
 	fs_inode_save(in, &saved);
 	in->flags = fl;
 	in->ctime = fs_now();

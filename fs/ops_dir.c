@@ -211,6 +211,9 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 		if (S_ISDIR(in->mode))
 			in->mode |= S_ISGID;
 	}
+	/* chattr's nodump and noatime are inherited, as on ext4 (immutable
+	 * and append-only are not) */
+	in->flags = dir->flags & (FS_NODUMP_FL | FS_NOATIME_FL);
 	in->nlink = nw->tmpfile ? 0 : S_ISDIR(in->mode) ? 2 : 1;
 	in->linkable = nw->linkable;
 	in->atime = in->mtime = in->ctime = in->btime = fs_now();

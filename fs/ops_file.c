@@ -180,7 +180,10 @@ static ssize_t file_do_write(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	if (off < 0)
 		return -EINVAL;
 	g_mutex_lock(&in->lock);
-	if (!writepage && (fs_immutable(in) || (fs_append_only(in) && (uint64_t)off != in->size))) {
+	/* Append-only is enforced at open (a descriptor for writing needs
+	 * O_APPEND); one opened before chattr +a writes where it likes, as on
+	 * ext4 and xfs. */
+	if (!writepage && fs_immutable(in)) {
 		g_mutex_unlock(&in->lock);
 		return -EPERM;
 	}
@@ -377,7 +380,7 @@ static ssize_t file_do_copy_range(struct fs *fs, fuse_req_t req, struct fs_inode
 	g_mutex_lock(&first->lock);
 	if (second != first)
 		g_mutex_lock(&second->lock);
-	if (fs_immutable(dst) || (fs_append_only(dst) && (uint64_t)off_out != dst->size)) {
+	if (fs_immutable(dst)) {		/* append-only: as write() */
 		res = -EPERM;
 		goto out;
 	}

@@ -997,6 +997,53 @@ def test_chattr_immutable_and_append(mnt):
     os.rmdir(d)
 
 
+def test_chattr_rules_as_ext4(mnt):
+    """What ext4 does, found by nsdiff: new inodes inherit nodump and noatime
+    (not immutable or append-only) from their directory; a descriptor opened
+    for writing before chattr +a still writes anywhere (append-only is
+    checked at open); an immutable inode's other flags cannot change until
+    immutable is cleared; chown(f, -1, -1) on an append-only setuid file is
+    a mode change, EPERM."""
+    IMM, APP, NODUMP, NOATIME = 0x10, 0x20, 0x40, 0x80
+    d = mnt.path('d')
+    os.mkdir(d)
+    _chattr(d, NODUMP | NOATIME | APP)
+    write_file(os.path.join(d, 'f'), b'x')
+    os.mkdir(os.path.join(d, 'sub'))
+    for n in ('f', 'sub'):
+        assert _chattr(os.path.join(d, n), None) & (IMM | APP | NODUMP | NOATIME) == \
+            NODUMP | NOATIME, n
+    _chattr(d, 0)
+
+    f = mnt.path('f')
+    write_file(f, b'hello')
+    fd = os.open(f, os.O_RDWR)
+    try:
+        _chattr(f, APP)
+        assert errno_of(os.open, f, os.O_WRONLY) == errno.EPERM
+        assert os.pwrite(fd, b'J', 0) == 1
+        assert errno_of(os.ftruncate, fd, 1) == errno.EPERM
+    finally:
+        os.close(fd)
+    assert read_file(f) == b'Jello'
+
+    _chattr(f, IMM)
+    assert errno_of(_chattr, f, IMM | NODUMP) == errno.EPERM
+    assert errno_of(_chattr, f, IMM | APP) == errno.EPERM
+    _chattr(f, NODUMP)
+    assert _chattr(f, None) & (IMM | APP | NODUMP) == NODUMP
+
+    _chattr(f, 0)
+    os.chmod(f, 0o4755)
+    _chattr(f, APP)
+    assert errno_of(os.chown, f, -1, -1) == errno.EPERM
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o4755
+    mnt.remount()
+    assert _chattr(f, None) & APP
+    assert _chattr(os.path.join(d, 'f'), None) & NODUMP
+    _chattr(f, 0)
+
+
 def test_chattr_by_capable_non_root(mnt_user):
     """The kernel decides who may chattr (owner or CAP_FOWNER; i and a need
     CAP_LINUX_IMMUTABLE); the daemon, which sees a uid and no capabilities,
