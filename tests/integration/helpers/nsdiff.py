@@ -198,9 +198,9 @@ class Gen:
             ['mkdir', 'rmdir', 'unlink', 'write', 'read', 'symlink', 'readlink', 'link',
              'rename', 'chmod', 'chown', 'truncate', 'access', 'stat', 'listdir',
              'setxattr', 'getxattr', 'removexattr', 'listxattr', 'mkfifo', 'utime',
-             'open', 'mknod', 'tmpfile', 'hold', 'fd', 'setacl', 'getacl', 'chattr'],
+             'open', 'mknod', 'tmpfile', 'hold', 'fd', 'setacl', 'getacl', 'chattr', 'at'],
             [8, 4, 5, 12, 6, 4, 2, 4, 8, 5, 4, 4, 3, 5, 3, 3, 2, 2, 2, 1, 2, 4, 1, 2, 4, 10,
-             4, 2, 3])[0]
+             4, 2, 3, 4])[0]
         user = r.choices(range(len(USERS)), [5, 3, 2])[0]
         o = {'op': kind, 'user': user, 'p': self.path(), 'times': r.random() < 0.4}
         if kind in ('mkdir', 'chmod'):
@@ -235,6 +235,11 @@ class Gen:
         elif kind == 'open':
             o['flags'] = r.choice(['dir', 'nofollow', 'rdonly', 'wronly', 'dir|creat',
                                    'creat|excl|nofollow', 'trunc|rdonly'])
+        elif kind == 'at':
+            o['slot'] = r.randrange(SLOTS)
+            o['at'] = r.choice(['mkdir', 'create', 'unlink', 'rmdir', 'tmpfile', 'symlink',
+                                'rename_out', 'rename_in', 'stat'])
+            o['name'] = r.choice(NAMES)
         elif kind == 'chattr':
             o['attr'] = r.choice([0, 0, FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME,
                                   FL_IMMUTABLE | FL_APPEND, FL_APPEND | FL_NODUMP])
@@ -384,6 +389,29 @@ def apply(root, o):
         return stat_view(os.fstat(fds[o['slot']]))
     elif k == 'fd':
         return apply_fd(root, o)
+    elif k == 'at':         # *at() calls on a held descriptor, a directory perhaps removed
+        fd = FDS.setdefault(root, [None] * SLOTS)[o['slot']]
+        if fd is None:
+            return 'no descriptor'
+        n, a = o['name'], o['at']
+        if a == 'mkdir':
+            os.mkdir(n, 0o755, dir_fd=fd)
+        elif a == 'create':
+            os.close(os.open(n, os.O_CREAT | os.O_WRONLY | os.O_NONBLOCK, 0o644, dir_fd=fd))
+        elif a == 'unlink':
+            os.unlink(n, dir_fd=fd)
+        elif a == 'rmdir':
+            os.rmdir(n, dir_fd=fd)
+        elif a == 'tmpfile':
+            os.close(os.open('.', os.O_TMPFILE | os.O_RDWR, 0o600, dir_fd=fd))
+        elif a == 'symlink':
+            os.symlink(n, n, dir_fd=fd)
+        elif a == 'rename_out':
+            os.rename(n, P, src_dir_fd=fd)
+        elif a == 'rename_in':
+            os.rename(P, n, dst_dir_fd=fd)
+        elif a == 'stat':
+            return stat_view(os.stat(n, dir_fd=fd, follow_symlinks=False))
     elif k == 'tmpfile':    # a nameless file in directory P, then linked as P/t
         fd = os.open(P, os.O_TMPFILE | os.O_RDWR, 0o640)
         try:
@@ -463,10 +491,21 @@ def pinned(root, o):
             return getflags(fd) & (FL_IMMUTABLE | FL_APPEND)
         except OSError:
             return False
-    if o['op'] == 'fd':
+    if o['op'] in ('fd', 'at'):
         fd = FDS.get(root, [None] * SLOTS)[o['slot']]
         if fd is not None and flagged(fd):
             return True
+        if fd is not None and o['op'] == 'at':
+            try:
+                cfd = os.open(o['name'], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                cfd = None
+            if cfd is not None:
+                try:
+                    if flagged(cfd):
+                        return True
+                finally:
+                    os.close(cfd)
     names = [os.path.join(root, n.rstrip('/') or '.') for n in watched(o)]
     for n in list(names):
         real = os.path.realpath(n)      # where a symlink on the way leads
@@ -490,7 +529,8 @@ def known(o, ra, rb, pin=False):
     or append-only inode (EPERM) before its other checks (EACCES, EISDIR,
     ENOTDIR...); a FUSE inode never has S_IMMUTABLE or S_APPEND, so those
     checks answer first and reservefs says EPERM only after them (@pin: such
-    an inode is involved).  Writing into a FIFO changes its times on ext4,
+    an inode is involved); a write of 0 bytes does not reach the daemon at
+    all.  Writing into a FIFO changes its times on ext4,
     not on FUSE, where the kernel keeps them for FIFOs (S_NOCMTIME) and tells
     the filesystem nothing.  One of ext4's own: setting an xattr to the value
     it has already leaves the ctime alone there (reservefs, like most
@@ -501,7 +541,9 @@ def known(o, ra, rb, pin=False):
     which must succeed (fs/ops_attr.c, attr_bare_chown); nothing changes
     either way, the ctime neither."""
     if pin and ra[2:] == rb[2:] and ((ra[:2] == ['err', 'EPERM'] and rb[0] == 'err') or
-                                     (o['op'] == 'access' and ra[1] is False)):
+                                     (o['op'] == 'access' and ra[1] is False) or
+                                     (ra[:2] == ['err', 'EPERM'] and rb[:2] == ['ok', 0] and
+                                      o.get('fd') == 'pwrite' and o['len'] == 0)):
         return True     # the VFS's own checks come first, and FUSE has no S_IMMUTABLE
     if (o['op'] == 'write' and o['flags'] == 'a' and ra[:2] == rb[:2] and ra[1][1] == 0 and
             len(ra) == 3 and rb[2][0] == '' and ra[2][0] == 'mc' and ra[2][1:] == rb[2][1:]):
