@@ -114,11 +114,16 @@ def snapshot(root):
     while todo:
         rel = todo.pop()
         path = os.path.join(root, rel) if rel else root
-        for name in sorted(os.listdir(path)):
+        for ent in sorted(os.scandir(path), key=lambda e: e.name):
+            name = ent.name
             r = os.path.join(rel, name) if rel else name
             p = os.path.join(root, r)
             st = os.lstat(p)
             v = stat_view(st)
+            # readdir's inode number and type agree with stat's
+            v['dirent'] = (ent.inode() == st.st_ino and
+                           ent.is_dir(follow_symlinks=False) == stat.S_ISDIR(st.st_mode) and
+                           ent.is_symlink() == stat.S_ISLNK(st.st_mode))
             if stat.S_ISREG(st.st_mode):
                 with open(p, 'rb') as f:
                     v['data'] = digest(f.read())
