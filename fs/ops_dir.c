@@ -614,7 +614,9 @@ static int dir_rename_locked(struct fs *fs, struct fs_inode *sp, const char *nam
 }
 
 /* RENAME_WHITEOUT: a character device 0:0 takes the source's name (what
- * overlayfs uses to hide a lower file).  Inside the rename's transaction. */
+ * overlayfs uses to hide a lower file).  Inside the rename's transaction.
+ * No ACL of its own from the directory's default ACL, unlike on ext4:
+ * nothing reads a whiteout's permissions. */
 static int dir_whiteout(struct fs *fs, const struct fuse_ctx *ctx, struct fs_inode *dir,
 			const char *name)
 {
@@ -625,6 +627,7 @@ static int dir_whiteout(struct fs *fs, const struct fuse_ctx *ctx, struct fs_ino
 	w.mode = S_IFCHR;
 	w.uid = ctx->uid;
 	w.gid = (dir->mode & S_ISGID) ? dir->gid : ctx->gid;
+	w.flags = dir->flags & (FS_NODUMP_FL | FS_NOATIME_FL);	/* as a create's */
 	w.nlink = 1;
 	w.atime = w.mtime = w.ctime = w.btime = fs_now();
 	w.gen = fs->generation;
