@@ -306,6 +306,8 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
 void fs_inode_forget_multi(struct fs *fs, const struct fuse_forget_data *f, size_t count);
 int fs_inode_open(struct fs *fs, struct fs_inode *in);	/* nopen++, backing fd */
 void fs_inode_release(struct fs *fs, struct fs_inode *in);
+/* RELEASE and RELEASEDIR: the release, then the inode goes if nothing holds it */
+void fs_inode_close(struct fs *fs, struct fs_inode *in);
 void fs_inode_fill_stat(struct fs *fs, const struct fs_inode *in, struct stat *st);
 void fs_inode_fill_entry(struct fs *fs, const struct fs_inode *in, struct fuse_entry_param *e);
 int64_t fs_now(void);
@@ -400,6 +402,9 @@ static inline bool fs_noatime_flag(const struct fs_inode *in)
 {
 	return __atomic_load_n(&in->flags, __ATOMIC_RELAXED) & 0x80;	/* FS_NOATIME_FL */
 }
+/* chattr flags a new inode takes from its directory, as on ext4: nodump
+ * and noatime (not immutable or append-only). */
+#define FS_FL_INHERITED (0x40 | 0x80)	/* FS_NODUMP_FL | FS_NOATIME_FL */
 /* Neither may be removed, renamed, linked, or changed in its attributes. */
 static inline bool fs_pinned(const struct fs_inode *in)
 {

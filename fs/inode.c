@@ -529,6 +529,13 @@ void fs_inode_release(struct fs *fs, struct fs_inode *in)
 	g_mutex_unlock(&in->lock);
 }
 
+void fs_inode_close(struct fs *fs, struct fs_inode *in)
+{
+	fs_inode_ref(fs, in);	/* the put evicts it if nothing else holds it */
+	fs_inode_release(fs, in);
+	fs_inode_put(fs, in);
+}
+
 int fs_inode_fd(struct fs *fs, struct fs_inode *in, bool *temp)
 {
 	*temp = false;

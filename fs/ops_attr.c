@@ -53,17 +53,9 @@ static int64_t ts_ns(const struct timespec *ts)
 		       FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | \
 		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
 
-/* A SETATTR that sets nothing, from the owner (or CAP_FOWNER): a
- * chown(f, -1, -1), which on a kernel filesystem drops setuid/setgid as any
- * chown does, but which the kernel flags only when it names a uid or gid.
- * From anyone else it is the kernel's file_remove_privs before a fallocate
- * or copy_file_range, whose handlers drop the bits themselves (a chown(-1,
- * -1) by a non-owner, EPERM on ext4 for such a file, looks the same: it
- * changes nothing here). */
-static bool attr_bare_chown(fuse_req_t req, const struct fs_inode *in, int to_set)
+/* Owner, or CAP_FOWNER: who may chmod the file (and so drop its bits). */
+static bool attr_may_chmod(fuse_req_t req, const struct fs_inode *in)
 {
-	if ((to_set & ATTR_SETTABLE) || !(in->mode & (S_ISUID | S_ISGID)))
-		return false;
 	return fuse_req_ctx(req)->uid == in->uid || fs_perm_capable(req, CAP_FOWNER);
 }
 
@@ -75,6 +67,7 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	uint64_t saved_size;
 	bool temp = false, grown = false, shrunk = false;
 	GArray *undo = NULL;
+	mode_t chown_mode;
 	int fd = -1, res = 0;
 
 	if (fs->ro)
@@ -86,6 +79,14 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 	 * after the drain, which may let others change them */
 	fs_inode_save(in, &saved);
 	saved_size = in->size;
+	/* A SETATTR that sets nothing, on a file whose setuid/setgid bits a
+	 * chown would drop: a chown(f, -1, -1), which on a kernel filesystem
+	 * drops them as any chown does (the kernel flags only a chown naming a
+	 * uid or gid), or the kernel's file_remove_privs before a writer's
+	 * fallocate or copy_file_range.  FUSE sends both alike. */
+	chown_mode = in->mode;
+	if (!(to_set & ATTR_SETTABLE) && !S_ISDIR(in->mode))
+		chown_mode = fs_perm_kill(req, in->mode, in->gid);
 	/* as notify_change()/vfs_truncate() on a kernel filesystem */
 	if (fs_immutable(in) ||
 	    (fs_append_only(in) && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
@@ -93,20 +94,15 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 					      FUSE_SET_ATTR_CTIME)) ) ||
 	    (fs_append_only(in) && (((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
 				    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW)))) ||
-	    /* a chown(f, -1, -1), or the drop before a fallocate, that would
-	     * drop setuid/setgid: a mode change, as ext4_setattr sees it */
-	    (fs_append_only(in) && !(to_set & ATTR_SETTABLE) && !S_ISDIR(in->mode) &&
-	     fs_perm_kill(req, in->mode, in->gid) != in->mode)) {
+	    /* dropping the bits is a mode change, as ext4_setattr sees it */
+	    (fs_append_only(in) && chown_mode != in->mode)) {
 		res = -EPERM;
 		goto out;
 	}
-	/* Empty, on a file whose setuid/setgid bits a chown would drop, from
-	 * someone who may not chmod it: the kernel's suid drop before a
-	 * writer's fallocate or copy_file_range (whose handlers drop the bits
-	 * and set the times), or a chown(f, -1, -1), which ext4 refuses here.
-	 * Either way nothing changes, the ctime neither. */
-	if (!(to_set & ATTR_SETTABLE) && !S_ISDIR(in->mode) &&
-	    fs_perm_kill(req, in->mode, in->gid) != in->mode && !attr_bare_chown(req, in, to_set))
+	/* From someone who may not chmod it: ext4 refuses such a chown, and a
+	 * fallocate's or copy's handler drops the bits and sets the times
+	 * itself.  Either way nothing changes here, the ctime neither. */
+	if (chown_mode != in->mode && !attr_may_chmod(req, in))
 		goto out;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(in->mode)) {
@@ -133,9 +129,11 @@ static int attr_do_setattr(struct fs *fs, fuse_req_t req, struct fs_inode *in,
 			in->mode = fs_perm_kill_suid(req, in->mode, in->gid);
 	}
 	/* killpriv v2: the kernel says when a truncate or chown drops them */
-	if (fs->killpriv_v2 && (fs_io_req_kill() || attr_bare_chown(req, in, to_set)) &&
-	    !(to_set & FUSE_SET_ATTR_MODE) && !S_ISDIR(in->mode))
+	if (fs->killpriv_v2 && fs_io_req_kill() && !(to_set & FUSE_SET_ATTR_MODE) &&
+	    !S_ISDIR(in->mode))
 		in->mode = fs_perm_kill(req, in->mode, in->gid);
+	else if (fs->killpriv_v2 && chown_mode != in->mode)
+		in->mode = chown_mode;	/* the owner's bare chown */
 	if (to_set & FUSE_SET_ATTR_MODE)
 		in->mode = (in->mode & S_IFMT) | (attr->st_mode & 07777);
 	if (to_set & FUSE_SET_ATTR_UID)

@@ -211,9 +211,7 @@ static int dir_do_create(struct fs *fs, const struct fuse_ctx *ctx, fuse_ino_t p
 		if (S_ISDIR(in->mode))
 			in->mode |= S_ISGID;
 	}
-	/* chattr's nodump and noatime are inherited, as on ext4 (immutable
-	 * and append-only are not) */
-	in->flags = dir->flags & (FS_NODUMP_FL | FS_NOATIME_FL);
+	in->flags = dir->flags & FS_FL_INHERITED;
 	in->nlink = nw->tmpfile ? 0 : S_ISDIR(in->mode) ? 2 : 1;
 	in->linkable = nw->linkable;
 	in->atime = in->mtime = in->ctime = in->btime = fs_now();
@@ -627,7 +625,7 @@ static int dir_whiteout(struct fs *fs, const struct fuse_ctx *ctx, struct fs_ino
 	w.mode = S_IFCHR;
 	w.uid = ctx->uid;
 	w.gid = (dir->mode & S_ISGID) ? dir->gid : ctx->gid;
-	w.flags = dir->flags & (FS_NODUMP_FL | FS_NOATIME_FL);	/* as a create's */
+	w.flags = dir->flags & FS_FL_INHERITED;
 	w.nlink = 1;
 	w.atime = w.mtime = w.ctime = w.btime = fs_now();
 	w.gen = fs->generation;
@@ -746,11 +744,7 @@ static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = FS(req);
-	struct fs_inode *in = fs_inode_ref(fs, (struct fs_inode *)(uintptr_t)fi->fh);
-
-	fs_inode_release(fs, in);
-	fs_inode_put(fs, in);
+	fs_inode_close(FS(req), (struct fs_inode *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -54,11 +54,7 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = FS(req);
-	struct fs_inode *in = fs_inode_ref(fs, file_inode(fi));
-
-	fs_inode_release(fs, in);
-	fs_inode_put(fs, in);
+	fs_inode_close(FS(req), file_inode(fi));
 	fuse_reply_err(req, 0);
 }
 

@@ -511,6 +511,35 @@ def drop_wal_reserve(store):
         os.close(fd)
 
 
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME = 0x10, 0x20, 0x40, 0x80
+FL_OURS = FL_IMMUTABLE | FL_APPEND | FL_NODUMP | FL_NOATIME     # what reservefs keeps
+
+
+def getflags(fd):
+    """chattr's flags of the open file @fd (FS_IOC_GETFLAGS)."""
+    import fcntl
+    import struct
+    return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETFLAGS, b'\0' * 4))[0]
+
+
+def chattr(path, attr=None):
+    """With @attr: sets the flags of FL_OURS to it, keeping the filesystem's
+    own (ext4's extents flag, which it refuses to drop), and returns them as
+    read back.  Without: returns all the flags."""
+    import fcntl
+    import struct
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fl = getflags(fd)
+        if attr is None:
+            return fl
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('i', (fl & ~FL_OURS) | attr))
+        return getflags(fd) & FL_OURS
+    finally:
+        os.close(fd)
+
+
 def renameat2(old, new, flags):
     if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
         e = ctypes.get_errno()

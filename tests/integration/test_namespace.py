@@ -943,16 +943,8 @@ def test_open_removed_directory(mnt):
 
 
 def _chattr(path, flags):
-    import fcntl
-    import struct
-    FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if flags is None:
-            return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETFLAGS, b'\0' * 4))[0]
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('i', flags))
-    finally:
-        os.close(fd)
+    """@flags None: the file's flags; else set them (rfs.chattr)."""
+    return rfs.chattr(path, flags)
 
 
 def test_chattr_immutable_and_append(mnt):

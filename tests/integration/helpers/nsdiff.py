@@ -35,29 +35,9 @@ MODES = [0o755, 0o700, 0o777, 0o644, 0o600, 0o444, 0o000, 0o1777, 0o2775, 0o4755
          0o6711, 0o2755, 0o3777, 0o640, 0o711, 0o555]
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4, 8, 0x10, 0x20
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
-FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME = 0x10, 0x20, 0x40, 0x80
-FL_OURS = FL_IMMUTABLE | FL_APPEND | FL_NODUMP | FL_NOATIME
-
-
-def getflags(fd):
-    import fcntl
-    import struct
-    return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETFLAGS, b'\0' * 4))[0]
-
-
-def chattr(path, attr):
-    """Sets the flags of FL_OURS to @attr, keeping the filesystem's own
-    (ext4's extents flag); returns them as read back."""
-    import fcntl
-    import struct
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fl = getflags(fd)
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('i', (fl & ~FL_OURS) | attr))
-        return getflags(fd) & FL_OURS
-    finally:
-        os.close(fd)
+FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME = (rfs.FL_IMMUTABLE, rfs.FL_APPEND,
+                                                  rfs.FL_NODUMP, rfs.FL_NOATIME)
+FL_OURS, getflags, chattr = rfs.FL_OURS, rfs.getflags, rfs.chattr
 
 
 def unflag(root):
@@ -548,7 +528,7 @@ def known(o, ra, rb, pin=False, wo=False):
     of a setuid/setgid file is EPERM on ext4 (the chown would drop the bits,
     which only the owner may), but it reaches a FUSE filesystem as the same
     empty SETATTR as the kernel's suid drop before a non-owner's fallocate,
-    which must succeed (fs/ops_attr.c, attr_bare_chown); nothing changes
+    which must succeed (fs/ops_attr.c, attr_do_setattr); nothing changes
     either way, the ctime neither."""
     if wo and o['op'] == 'getacl' and ra[0] == 'ok' and rb[:2] == ['err', 'ENODATA']:
         return True     # a whiteout's ACL (@wo: the call is on one)
